@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Offgrid's one entry point for developers.
+
+    python3 build.py          assemble the site into dist/ (from pinned npm and PyPI packages)
+    python3 build.py serve    install what is missing, build, and serve on http://localhost:8000
+    python3 build.py test     install what tests need (Debian chromium too), build, run every test
+
+Downloads go to .cache/ and are reused: a second build makes no network request.
+Only the standard library is needed to start; the rest is installed on demand.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DIST = Path(os.environ.get("OFFGRID_DIST", ROOT / "dist"))
+CACHE = Path(os.environ.get("OFFGRID_CACHE", ROOT / ".cache"))
+sys.path.insert(0, str(ROOT / "py"))
+
+
+def _pip_install(extra: str, probes: list[str]) -> None:
+    """Install the project's Python dependencies unless they import already."""
+    if all(importlib.util.find_spec(name) for name in probes):
+        return
+    print(f"installing Python packages ({extra or 'runtime'})", flush=True)
+    target = f".[{extra}]" if extra else "."
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", target], cwd=ROOT, check=True)
+
+
+def _chromium() -> None:
+    """Debian's chromium, which the e2e tests drive (never `playwright install`)."""
+    if Path("/usr/bin/chromium").exists():
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sys.exit("The e2e tests need Debian's chromium: run `sudo apt-get install -y chromium` first.")
+    print("installing Debian chromium", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "fonts-dejavu-core"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def build() -> None:
+    from offgrid_dev.site import assemble
+
+    assemble(DIST, CACHE)
+
+
+def main(argv: list[str]) -> int:
+    cmd = argv[0] if argv else "build"
+    if cmd == "build":
+        build()
+    elif cmd == "serve":
+        _pip_install("", ["flask"])
+        build()
+        from offgrid_dev.server import main as serve
+
+        serve(["--root", str(DIST), *argv[1:]])
+    elif cmd == "test":
+        _chromium()
+        _pip_install("test", ["flask", "pytest", "playwright", "pytest_playwright", "hypothesis"])
+        build()
+        return subprocess.run([sys.executable, "-m", "pytest", *argv[1:]], cwd=ROOT).returncode
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,55 @@
+"""The one module that knows about JavaScript: it wires the controller to the
+page's bridge (frames to and from the engine worker) and view (the DOM).
+
+Only plain values cross the boundary (strings, numbers, JSON text), so no
+proxy outlives a call except the three callbacks created here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
+
+from .controller import Controller
+
+
+class JsView:
+    """Adapts the controller's View calls to web/view.js."""
+
+    def __init__(self, js_view: Any) -> None:
+        self._js = js_view
+
+    def set_status(self, text: str, state: str) -> None:
+        self._js.setStatus(text, state)
+
+    def set_progress(self, fraction: float | None, detail: str) -> None:
+        self._js.setProgress(-1 if fraction is None else fraction, detail)
+
+    def add_message(self, key: int, role: str, text: str, complete: bool) -> None:
+        self._js.addMessage(key, role, text, complete)
+
+    def update_message(self, key: int, text: str, complete: bool, note: str) -> None:
+        self._js.updateMessage(key, text, complete, note)
+
+    def set_generating(self, on: bool) -> None:
+        self._js.setGenerating(on)
+
+    def set_model(self, name: str, detail: str) -> None:
+        self._js.setModel(name, detail)
+
+    def set_diagnostics(self, data: dict[str, Any]) -> None:
+        self._js.setDiagnostics(json.dumps(data))
+
+    def show_error(self, message: str, hint: str) -> None:
+        self._js.showError(message, hint)
+
+
+def start(bridge: Any, js_view: Any) -> Controller:
+    """Called once by web/main.js after Pyodide has loaded this package."""
+    controller = Controller(send=bridge.send, view=JsView(js_view))
+    bridge.attach(create_proxy(controller.on_frame))
+    js_view.bind(create_proxy(controller.submit), create_proxy(controller.stop))
+    controller.start()
+    return controller

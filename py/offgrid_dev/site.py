@@ -1,0 +1,104 @@
+"""Assemble the static site in dist/ from the repo and pinned packages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from . import gen_protocol, models
+from .wheel import build_wheel
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE_MODULES = ROOT / "node_modules"
+MICROPIP = models.Wheel("micropip==0.11.1", "768de165adb8e66906039d8fec4127a57f522dfdf8e6fbff877a4616941ecfd3")
+PYODIDE_FILES = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip")
+
+
+def npm_ci(log=print) -> None:
+    """`npm ci` unless node_modules already matches package-lock.json (no request then)."""
+    lock = (ROOT / "package-lock.json").read_bytes()
+    stamp = NODE_MODULES / ".offgrid-lock-sha256"
+    want = hashlib.sha256(lock).hexdigest()
+    if stamp.exists() and stamp.read_text() == want:
+        return
+    log("  npm ci")
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True)
+    stamp.write_text(want)
+
+
+def write_protocol_js() -> bool:
+    """Regenerate web/protocol.gen.js; True when it changed."""
+    target = ROOT / "web" / "protocol.gen.js"
+    text = gen_protocol.render()
+    if target.exists() and target.read_text() == text:
+        return False
+    target.write_text(text)
+    return True
+
+
+def _copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+
+
+def _pyodide(dist: Path, cache: Path, log=print) -> None:
+    """Pyodide's core files, micropip, the controller wheel and a lock that lists them.
+
+    The lock shipped with pyodide 314.0.7 pins a micropip hash that PyPI's
+    micropip-0.11.1 wheel does not have; we record the hash of the wheel we
+    ship (itself checked against MICROPIP.sha256), so integrity checks stay on.
+    """
+    src = NODE_MODULES / "pyodide"
+    out = dist / "vendor" / "pyodide"
+    for name in PYODIDE_FILES:
+        _copy(src / name, out / name)
+    micropip = models.fetch_wheel(MICROPIP, cache / "pypi", log)
+    _copy(micropip, out / micropip.name)
+    wheel = build_wheel(ROOT / "py" / "offgrid", out)
+
+    lock = json.loads((src / "pyodide-lock.json").read_text())
+    lock["packages"]["micropip"]["sha256"] = models.file_sha256(out / micropip.name)
+    lock["packages"]["micropip"]["file_name"] = micropip.name
+    from offgrid import __version__
+
+    lock["packages"]["offgrid"] = {
+        "name": "offgrid", "version": __version__, "file_name": wheel.name, "install_dir": "site",
+        "sha256": models.file_sha256(wheel), "package_type": "package", "imports": ["offgrid"],
+        "depends": [], "unvendored_tests": False, "tool": {},
+    }
+    (out / "pyodide-lock.json").write_text(json.dumps(lock, indent=1))
+
+
+def _wllama(dist: Path) -> None:
+    w = NODE_MODULES / "@wllama" / "wllama" / "esm"
+    out = dist / "vendor" / "wllama"
+    _copy(w / "index.js", out / "index.js")
+    _copy(w / "wasm" / "wllama.wasm", out / "wasm" / "wllama.wasm")
+    # The Safari/no-JSPI build, served locally (wllama would fetch it from a CDN).
+    c = NODE_MODULES / "@wllama" / "wllama-compat" / "wasm"
+    for name in ("wllama.js", "wllama.wasm"):
+        _copy(c / name, dist / "vendor" / "wllama-compat" / name)
+    for path in (NODE_MODULES / "idb" / "build").glob("*.js"):
+        _copy(path, dist / "vendor" / "idb" / path.name)
+
+
+def assemble(dist: Path, cache: Path, log=print) -> dict:
+    log("assembling the site")
+    npm_ci(log)
+    if write_protocol_js():
+        log("  regenerated web/protocol.gen.js")
+    dist.mkdir(parents=True, exist_ok=True)
+    for path in (ROOT / "static").rglob("*"):
+        if path.is_file():
+            _copy(path, dist / path.relative_to(ROOT / "static"))
+    for path in (ROOT / "web").glob("*.js"):
+        _copy(path, dist / "js" / path.name)
+    _wllama(dist)
+    _pyodide(dist, cache, log)
+    log("  models")
+    catalog = models.build_catalog(cache, dist / "models", log)
+    log(f"site ready in {dist}")
+    return catalog

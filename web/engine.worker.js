@@ -1,0 +1,239 @@
+// The engine worker: llama.cpp (through wllama) behind the typed protocol.
+//
+// Every frame in is validated with the generated protocol module; every
+// refusal is an EngineError naming the field or state, and the worker stays
+// usable. It holds no chat logic: the controller sends whole prompts.
+import { Wllama, WllamaAbortError } from '../vendor/wllama/index.js';
+import { PROTOCOL_VERSION, T, make, validate } from './protocol.gen.js';
+import { probe, choose } from './backend.js';
+import { ensureStored, isCached, openModel, WeightStoreError } from './weight_store.js';
+
+const ENGINE = 'wllama 3.8.1 (stock build)';
+const here = (path) => new URL(path, import.meta.url).href;
+const WASM_PATHS = { default: here('../vendor/wllama/wasm/wllama.wasm') };
+const COMPAT = { worker: here('../vendor/wllama-compat/wllama.js'), wasm: here('../vendor/wllama-compat/wllama.wasm') };
+
+/** @type {(type: string, fields?: object, id?: string) => void} */
+const post = (type, fields = {}, id = '') => self.postMessage(JSON.stringify(make(type, fields, id)));
+const fail = (id, code, message, hint = '', field = '') => post(T.EngineError, { code, message, hint, field }, id);
+
+const state = {
+  /** @type {Wllama | null} */ wllama: null,
+  modelId: '',
+  /** @type {import('./backend.js').Choice | null} */ choice: null,
+  /** @type {{id: string, abort: AbortController} | null} */ generation: null,
+  lifecycle: Promise.resolve(), // load/unload run one after another
+};
+
+const probed = probe();
+const catalog = fetch(here('../models/catalog.json')).then((r) => {
+  if (!r.ok) throw new Error(`catalog.json: HTTP ${r.status}`);
+  return r.json();
+});
+
+// Downloads in progress, by model id, shared by the prefetch and LoadModel.
+// Progress frames carry the id of the LoadModel waiting for it ('' before one).
+/** @type {Map<string, {promise: Promise<boolean>, requestId: string}>} */
+const downloads = new Map();
+function store(model) {
+  let d = downloads.get(model.id);
+  if (!d) {
+    d = { promise: null, requestId: '' };
+    const entry = d;
+    d.promise = ensureStored(model, here(`../models/${model.file}`), (p) => post(T.LoadProgress, {
+      model_id: model.id, phase: p.phase, loaded: p.loaded, total: p.total, from_cache: p.fromCache,
+    }, entry.requestId));
+    downloads.set(model.id, d);
+    d.promise.finally(() => downloads.delete(model.id)).catch(() => {});
+  }
+  return d;
+}
+
+async function findModel(id, modelId) {
+  const cat = await catalog;
+  const model = cat.models.find((m) => m.id === modelId);
+  if (!model) fail(id, 'unknown_model', `No model "${modelId}" in the catalog.`, `Known: ${cat.models.map((m) => m.id).join(', ')}`, 'model_id');
+  return model;
+}
+
+async function listModels(id) {
+  const cat = await catalog;
+  const models = await Promise.all(cat.models.map(async (m) => ({
+    model_id: m.id, name: m.name, file: m.file, bytes: m.bytes, sha256: m.sha256,
+    quantization: m.quantization, license: m.license, cached: await isCached(m),
+  })));
+  post(T.ModelList, { models, default_id: cat.default }, id);
+}
+
+async function diagnostics(id) {
+  const p = await probed;
+  const c = state.choice ?? choose(p);
+  post(T.Diagnostics, {
+    backend: c.backend, backend_reason: c.reason, threads: c.threads,
+    cross_origin_isolated: p.crossOriginIsolated, hardware_concurrency: p.hardwareConcurrency,
+    webgpu_adapter: p.webgpu?.adapter ?? '', webgpu_features: p.webgpu?.features ?? [],
+    jspi: p.jspi, memory64: p.memory64, compat: c.compat, device_memory_gb: p.deviceMemoryGb,
+    user_agent: p.userAgent, libllama_version: Wllama.getLibllamaVersion(),
+  }, id);
+}
+
+async function unload() {
+  const w = state.wllama;
+  const modelId = state.modelId;
+  state.wllama = null;
+  state.modelId = '';
+  if (w) await w.exit();
+  return modelId;
+}
+
+async function loadModel(id, req) {
+  const model = await findModel(id, req.model_id);
+  if (!model) return;
+  const t0 = performance.now();
+  let fromCache;
+  try {
+    const d = store(model);
+    d.requestId = id;
+    fromCache = await d.promise;
+  } catch (err) {
+    const code = err instanceof WeightStoreError && err.code === 'integrity' ? 'integrity' : 'download_failed';
+    const hint = err?.code === 'quota' ? 'Free some space (delete other sites\' data or cached models) and try again.' : 'Check the connection and try again; chunks already stored are kept.';
+    return fail(id, code, err.message, hint);
+  }
+  try {
+    post(T.LoadProgress, { model_id: model.id, phase: 'read', loaded: 0, total: model.bytes, from_cache: fromCache }, id);
+    const blob = await openModel(model);
+    if (state.wllama) post(T.ModelUnloaded, { model_id: await unload() }, id);
+    const p = await probed;
+    const choice = choose(p, req.backend, req.n_threads);
+    post(T.LoadProgress, { model_id: model.id, phase: 'init', loaded: model.bytes, total: model.bytes, from_cache: fromCache }, id);
+    const w = new Wllama(WASM_PATHS, { logger: workerLogger, allowOffline: true });
+    w.setCompat(COMPAT);
+    await w.loadModel([blob], { n_ctx: req.n_ctx, n_threads: choice.threads, n_gpu_layers: choice.gpuLayers });
+    state.wllama = w;
+    state.modelId = model.id;
+    state.choice = choice;
+    const info = w.getLoadedContextInfo();
+    post(T.ModelLoaded, {
+      model_id: model.id, architecture: info.metadata['general.architecture'] ?? '',
+      n_ctx: info.n_ctx, n_ctx_train: info.n_ctx_train, n_vocab: info.n_vocab, n_layer: info.n_layer,
+      chat_template: w.getChatTemplate() ?? '', backend: choice.backend,
+      threads: w.getNumThreads(), load_ms: performance.now() - t0, from_cache: fromCache,
+    }, id);
+    diagnostics(id);
+  } catch (err) {
+    fail(id, err instanceof WeightStoreError ? 'integrity' : 'load_failed', `Could not load ${model.name}: ${err?.message ?? err}`, 'Try reloading the page; if it persists, delete the cached model.');
+  }
+}
+
+/** Sampling from the protocol, in llama.cpp server's names. */
+function samplingParams(s) {
+  return {
+    temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, min_p: s.min_p,
+    penalty_repeat: s.repeat_penalty, max_tokens: s.max_tokens, stop: s.stop,
+    ...(s.seed >= 0 ? { seed: s.seed } : {}),
+  };
+}
+
+async function generate(id, req) {
+  const w = state.wllama;
+  const abort = new AbortController();
+  state.generation = { id, abort };
+  post(T.GenerateStart, {}, id);
+  const t0 = performance.now();
+  let ttft = 0;
+  let text = '';
+  let nTokens = 0;
+  let last = null;
+  let reason = 'stop';
+  const onData = (chunk) => {
+    last = chunk;
+    const piece = req.type === T.Chat ? chunk.choices?.[0]?.delta?.content : chunk.choices?.[0]?.text;
+    if (!piece) return;
+    if (!ttft) ttft = performance.now() - t0;
+    nTokens += 1;
+    text += piece;
+    post(T.Delta, { text: piece, n_tokens: nTokens }, id);
+  };
+  const params = { ...samplingParams(req.sampling), stream: true, onData, abortSignal: abort.signal, cache_prompt: true };
+  try {
+    if (req.type === T.Chat) await w.createChatCompletion({ ...params, messages: req.messages });
+    else await w.createCompletion({ ...params, prompt: req.prompt });
+    reason = last?.choices?.[0]?.finish_reason === 'length' ? 'length' : 'stop';
+  } catch (err) {
+    if (err instanceof WllamaAbortError || abort.signal.aborted) reason = 'aborted';
+    else {
+      reason = 'error';
+      fail(id, 'inference_failed', `Generation failed: ${err?.message ?? err}`, 'Try again; if it persists, reload the model.');
+    }
+  } finally {
+    state.generation = null;
+  }
+  const t = last?.timings;
+  const usage = last?.usage;
+  post(T.GenerateEnd, {
+    reason, text,
+    prompt_tokens: usage?.prompt_tokens ?? (t ? t.prompt_n + t.cache_n : 0),
+    completion_tokens: usage?.completion_tokens ?? t?.predicted_n ?? nTokens,
+    cached_tokens: t?.cache_n ?? 0,
+  }, id);
+  if (t) post(T.Speed, { prefill_tps: t.prompt_per_second || 0, decode_tps: t.predicted_per_second || 0, ttft_ms: ttft, backend: state.choice?.backend ?? '' }, id);
+}
+
+const workerLogger = {
+  debug() {},
+  log() {},
+  warn: (...a) => post(T.Log, { level: 'warn', message: a.join(' ') }),
+  error: (...a) => post(T.Log, { level: 'error', message: a.join(' ') }),
+};
+
+/** Route one checked request. */
+async function handle(msg) {
+  const { id } = msg;
+  switch (msg.type) {
+    case T.ListModels: return listModels(id);
+    case T.GetDiagnostics: return diagnostics(id);
+    case T.Stop:
+      if (state.generation && (!msg.target || msg.target === state.generation.id)) state.generation.abort.abort();
+      return;
+    case T.LoadModel:
+    case T.UnloadModel:
+      if (state.generation) return fail(id, 'busy', 'A generation is running.', 'Stop it first, then change the model.');
+      state.lifecycle = state.lifecycle.then(() =>
+        msg.type === T.LoadModel ? loadModel(id, msg) : unload().then((m) => post(T.ModelUnloaded, { model_id: m }, id)));
+      return state.lifecycle;
+    case T.Chat:
+    case T.Complete:
+      await state.lifecycle;
+      if (!state.wllama) return fail(id, 'no_model', 'No model is loaded.', 'Send LoadModel first.');
+      if (state.generation) return fail(id, 'busy', `Request ${state.generation.id} is still generating.`, 'Wait for GenerateEnd or send Stop.');
+      return generate(id, msg);
+    default:
+      return fail(id, 'bad_message', `${msg.type} is an event, not a request.`, '', 'type');
+  }
+}
+
+self.onmessage = (e) => {
+  let frame = e.data;
+  if (typeof frame === 'string') {
+    try {
+      frame = JSON.parse(frame);
+    } catch {
+      return fail('', 'bad_message', 'not JSON');
+    }
+  }
+  const checked = validate(frame);
+  const id = typeof frame?.id === 'string' ? frame.id : '';
+  if (!checked.ok) {
+    const hint = checked.code === 'version_mismatch' ? 'The page and the engine worker come from different builds: run `python3 build.py` and reload.' : '';
+    return fail(id, checked.code, checked.message, hint, checked.field);
+  }
+  handle(checked.msg).catch((err) => fail(id, 'internal', String(err?.message ?? err)));
+};
+
+post(T.Hello, { protocol_version: PROTOCOL_VERSION, libllama_version: Wllama.getLibllamaVersion(), engine: ENGINE });
+// Start the default model's download at once: it runs while Pyodide boots.
+catalog.then((cat) => {
+  const model = cat.models.find((m) => m.id === cat.default);
+  if (model) store(model).promise.catch(() => {}); // LoadModel reports any failure
+}).catch((err) => fail('', 'internal', `Cannot read the model catalog: ${err.message}`, 'Rebuild the site with `python3 build.py`.'));

@@ -1,0 +1,42 @@
+// Boot: the page has painted already. Start the engine worker and Pyodide in
+// parallel, then hand both to the Python controller.
+import { createBridge } from './bridge.js';
+import * as view from './view.js';
+
+performance.mark('offgrid:boot');
+const worker = new Worker(new URL('./engine.worker.js', import.meta.url), { type: 'module', name: 'engine' });
+const bridge = createBridge(worker);
+
+// Until Python is up, show the engine's download progress here.
+let booting = true;
+const stopWatching = bridge.listen((f) => {
+  if (booting && f.type === 'LoadProgress' && f.total) {
+    view.setProgress(f.loaded / f.total, `Model ${(f.loaded / 1e6).toFixed(1)} / ${(f.total / 1e6).toFixed(1)} MB`);
+  }
+  if (f.type === 'ModelLoaded') performance.mark('offgrid:model-ready');
+});
+
+async function bootPython() {
+  view.setStatus('Loading the Python runtime…', 'busy');
+  const { loadPyodide } = await import('../vendor/pyodide/pyodide.mjs');
+  const pyodide = await loadPyodide({
+    indexURL: new URL('../vendor/pyodide/', import.meta.url).href,
+    packages: ['offgrid'],
+  });
+  performance.mark('offgrid:pyodide-ready');
+  booting = false;
+  pyodide.pyimport('offgrid.browser').start(bridge, view);
+}
+
+bootPython().catch((err) => {
+  view.setStatus('Error: the Python runtime did not start', 'error');
+  view.showError(String(err?.message ?? err), 'Reload the page; if it persists, rebuild with `python3 build.py`.');
+});
+
+// For tests and the curious: what happened when (ms since navigation start).
+window.offgridTimings = () => Object.fromEntries(
+  performance.getEntriesByType('mark').filter((m) => m.name.startsWith('offgrid:'))
+    .map((m) => [m.name.slice(8), Math.round(m.startTime)]),
+);
+window.offgridBridge = { listen: bridge.listen };
+void stopWatching;

@@ -1,0 +1,130 @@
+// The DOM side of the app. It draws what the controller tells it to and
+// forwards the person's actions; it keeps no chat state of its own.
+
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const els = {
+  status: $('status'), progress: /** @type {HTMLProgressElement} */ ($('progress')), progressDetail: $('progress-detail'),
+  log: $('log'), form: /** @type {HTMLFormElement} */ ($('composer')), input: /** @type {HTMLTextAreaElement} */ ($('message')),
+  send: /** @type {HTMLButtonElement} */ ($('send')), stop: /** @type {HTMLButtonElement} */ ($('stop')),
+  model: $('model-name'), modelDetail: $('model-detail'), error: $('error'), errorText: $('error-text'),
+  diag: $('diagnostics-body'), empty: $('empty'),
+};
+
+/** @type {Map<number, HTMLElement>} */
+const messages = new Map();
+/** Text waiting for the next animation frame, by message key. */
+const pending = new Map();
+let frameRequested = false;
+
+function flush() {
+  frameRequested = false;
+  const atBottom = els.log.scrollHeight - els.log.scrollTop - els.log.clientHeight < 48;
+  for (const [key, text] of pending) {
+    const body = messages.get(key)?.querySelector('.text');
+    if (body) body.textContent = text;
+  }
+  pending.clear();
+  if (atBottom) els.log.scrollTop = els.log.scrollHeight;
+}
+
+export function setStatus(text, state) {
+  els.status.textContent = text;
+  els.status.dataset.state = state;
+}
+
+/** @param {number} fraction 0..1, or -1 to hide the bar */
+export function setProgress(fraction, detail) {
+  const on = fraction >= 0;
+  els.progress.hidden = !on;
+  if (on) els.progress.value = fraction;
+  els.progressDetail.textContent = on ? detail : '';
+}
+
+export function addMessage(key, role, text, complete) {
+  els.empty.hidden = true;
+  const el = document.createElement('article');
+  el.className = `msg ${role}`;
+  el.dataset.key = String(key);
+  el.dataset.complete = String(complete);
+  const who = document.createElement('h2');
+  who.className = 'who';
+  who.textContent = role === 'user' ? 'You' : 'Assistant';
+  const body = document.createElement('div');
+  body.className = 'text';
+  body.textContent = text;
+  const note = document.createElement('p');
+  note.className = 'note';
+  el.append(who, body, note);
+  els.log.append(el);
+  messages.set(key, el);
+  els.log.scrollTop = els.log.scrollHeight;
+}
+
+export function updateMessage(key, text, complete, note) {
+  const el = messages.get(key);
+  if (!el) return;
+  pending.set(key, text);
+  el.dataset.complete = String(complete);
+  el.querySelector('.note').textContent = note;
+  // Tokens arrive faster than frames: draw at most once per frame.
+  if (complete) flush();
+  else if (!frameRequested) {
+    frameRequested = true;
+    requestAnimationFrame(flush);
+  }
+}
+
+export function setGenerating(on) {
+  els.stop.disabled = !on;
+  els.send.disabled = on;
+  els.log.setAttribute('aria-busy', String(on));
+}
+
+export function setModel(name, detail) {
+  els.model.textContent = name;
+  els.modelDetail.textContent = detail;
+}
+
+export function setDiagnostics(json) {
+  const data = JSON.parse(json);
+  const last = data.last_answer;
+  const rows = [
+    ['Backend', data.backend], ['Why', data.backend_reason], ['Threads', data.threads],
+    ['Cross-origin isolated', data.cross_origin_isolated], ['WebGPU adapter', data.webgpu_adapter || 'none'],
+    ['shader-f16', (data.webgpu_features || []).includes('shader-f16')], ['JSPI', data.jspi], ['Memory64', data.memory64],
+    ['Compat build', data.compat], ['llama.cpp', data.libllama_version],
+    ...(last ? [['Last answer', `${last.decode_tps.toFixed(1)} tok/s decode · ${last.prefill_tps.toFixed(1)} tok/s prefill · first token ${Math.round(last.ttft_ms)} ms · ${last.backend}`]] : []),
+  ].filter(([, v]) => v !== undefined);
+  els.diag.replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = typeof v === 'boolean' ? (v ? 'yes' : 'no') : String(v);
+    return [dt, dd];
+  }));
+}
+
+export function showError(message, hint) {
+  els.errorText.textContent = hint ? `${message} ${hint}` : message;
+  els.error.hidden = false;
+}
+
+/**
+ * Wire the person's actions to the controller.
+ * @param {(text: string) => boolean} submit @param {() => void} stop
+ */
+export function bind(submit, stop) {
+  const send = () => {
+    els.error.hidden = true;
+    if (submit(els.input.value)) els.input.value = '';
+    els.input.focus();
+  };
+  els.form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
+  els.input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
+  });
+  els.stop.addEventListener('click', () => stop());
+  els.send.disabled = false;
+}
+
+$('error-close').addEventListener('click', () => { els.error.hidden = true; });
