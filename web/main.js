@@ -9,17 +9,20 @@ const bridge = createBridge(worker);
 
 // Until Python is up, show the engine's download progress here.
 let booting = true;
-const stopWatching = bridge.listen((f) => {
+bridge.listen((f) => {
   if (booting && f.type === 'LoadProgress' && f.total) {
     view.setProgress(f.loaded / f.total, `Model ${(f.loaded / 1e6).toFixed(1)} / ${(f.total / 1e6).toFixed(1)} MB`);
   }
   if (f.type === 'ModelLoaded') performance.mark('offgrid:model-ready');
 });
 
+/** @type {any} */
+let pyodide = null;
+
 async function bootPython() {
   view.setStatus('Loading the Python runtime…', 'busy');
   const { loadPyodide } = await import('../vendor/pyodide/pyodide.mjs');
-  const pyodide = await loadPyodide({
+  pyodide = await loadPyodide({
     indexURL: new URL('../vendor/pyodide/', import.meta.url).href,
     packages: ['offgrid'],
   });
@@ -38,5 +41,8 @@ window.offgridTimings = () => Object.fromEntries(
   performance.getEntriesByType('mark').filter((m) => m.name.startsWith('offgrid:'))
     .map((m) => [m.name.slice(8), Math.round(m.startTime)]),
 );
-window.offgridBridge = { listen: bridge.listen };
-void stopWatching;
+window.offgridDebug = {
+  listen: bridge.listen,
+  // Size of Pyodide's wasm memory: weights must never be copied into it.
+  pythonHeapBytes: () => pyodide?._module?.HEAPU8?.byteLength ?? 0,
+};

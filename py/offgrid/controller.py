@@ -61,7 +61,8 @@ class Controller:
         self.model: p.ModelLoaded | None = None
         self.diagnostics: p.Diagnostics | None = None
         self.last_speed: p.Speed | None = None
-        self.sampling = p.Sampling()
+        # Small models ramble when hot; a low temperature keeps answers on topic.
+        self.sampling = p.Sampling(temperature=0.2)
         self._ids = (f"c{i}" for i in itertools.count(1))
         self._gen_id = ""  # request id of the running generation
         self._answer_key = -1  # turn index of the answer being generated

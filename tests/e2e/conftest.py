@@ -1,0 +1,90 @@
+"""E2E fixtures: Debian's Chromium driven by pytest-playwright against the
+real built site, real engine and real model. Nothing is mocked."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results"
+BOOT_TIMEOUT_MS = 180_000  # cold boot: Pyodide, the engine, a 98 MB model
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--enable-unsafe-webgpu",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+class App:
+    """The page as a person uses it, through its accessible names."""
+
+    def __init__(self, page, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url
+        self.requests: list[str] = []
+        page.on("request", lambda r: self.requests.append(r.url))
+
+    @property
+    def status(self):
+        return self.page.get_by_role("status")
+
+    @property
+    def box(self):
+        return self.page.get_by_role("textbox", name="Message")
+
+    @property
+    def log(self):
+        return self.page.get_by_role("log")
+
+    def button(self, name: str):
+        return self.page.get_by_role("button", name=name, exact=True)
+
+    def open(self) -> None:
+        self.page.goto(self.base_url + "/")
+
+    def wait_ready(self, timeout_ms: int = BOOT_TIMEOUT_MS) -> float:
+        t0 = time.monotonic()
+        self.page.wait_for_function(
+            "() => { const s = document.querySelector('[role=status]').textContent;"
+            " if (s.startsWith('Error')) throw new Error(s); return s === 'Ready'; }",
+            timeout=timeout_ms,
+        )
+        return time.monotonic() - t0
+
+    def ask(self, question: str) -> None:
+        self.box.fill(question)
+        self.button("Send").click()
+
+    def answer_text(self) -> str:
+        return self.page.locator(".msg.assistant .text").last.text_content() or ""
+
+
+@pytest.fixture
+def app(page, server) -> App:
+    page.set_default_timeout(BOOT_TIMEOUT_MS)
+    return App(page, server.url)
