@@ -22,6 +22,8 @@ const state = {
   modelId: '',
   /** @type {import('./backend.js').Choice | null} */ choice: null,
   /** @type {{id: string, abort: AbortController} | null} */ generation: null,
+  loadedKey: '', // which LoadModel the loaded model answers, to reuse a warm-up load
+  /** @type {Record<string, any> | null} */ loadedInfo: null, // the ModelLoaded fields
   lifecycle: Promise.resolve(), // load/unload run one after another
 };
 
@@ -82,12 +84,25 @@ async function unload() {
   const modelId = state.modelId;
   state.wllama = null;
   state.modelId = '';
+  state.loadedKey = '';
+  state.loadedInfo = null;
   if (w) await w.exit();
   return modelId;
 }
 
-async function loadModel(id, req) {
-  const model = await findModel(id, req.model_id);
+/**
+ * Load a model for request `id`. With `announce` false (the warm-up at start)
+ * nothing is posted but download progress: the controller's own LoadModel
+ * then finds the model loaded and gets its ModelLoaded at once.
+ */
+async function loadModel(id, req, announce = true) {
+  const key = JSON.stringify([req.model_id, req.n_ctx, req.n_threads, req.backend]);
+  if (state.wllama && state.loadedKey === key) {
+    post(T.ModelLoaded, { ...state.loadedInfo, load_ms: 0 }, id);
+    return diagnostics(id);
+  }
+  const failQuietly = (...args) => announce && fail(...args);
+  const model = announce ? await findModel(id, req.model_id) : (await catalog).models.find((m) => m.id === req.model_id);
   if (!model) return;
   const t0 = performance.now();
   let fromCache;
@@ -98,7 +113,7 @@ async function loadModel(id, req) {
   } catch (err) {
     const code = err instanceof WeightStoreError && err.code === 'integrity' ? 'integrity' : 'download_failed';
     const hint = err?.code === 'quota' ? 'Free some space (delete other sites\' data or cached models) and try again.' : 'Check the connection and try again; chunks already stored are kept.';
-    return fail(id, code, err.message, hint);
+    return failQuietly(id, code, err.message, hint);
   }
   try {
     post(T.LoadProgress, { model_id: model.id, phase: 'read', loaded: 0, total: model.bytes, from_cache: fromCache }, id);
@@ -113,16 +128,19 @@ async function loadModel(id, req) {
     state.wllama = w;
     state.modelId = model.id;
     state.choice = choice;
+    state.loadedKey = key;
     const info = w.getLoadedContextInfo();
-    post(T.ModelLoaded, {
+    state.loadedInfo = {
       model_id: model.id, architecture: info.metadata['general.architecture'] ?? '',
       n_ctx: info.n_ctx, n_ctx_train: info.n_ctx_train, n_vocab: info.n_vocab, n_layer: info.n_layer,
       chat_template: w.getChatTemplate() ?? '', backend: choice.backend,
       threads: w.getNumThreads(), load_ms: performance.now() - t0, from_cache: fromCache,
-    }, id);
+    };
+    if (!announce) return;
+    post(T.ModelLoaded, state.loadedInfo, id);
     diagnostics(id);
   } catch (err) {
-    fail(id, err instanceof WeightStoreError ? 'integrity' : 'load_failed', `Could not load ${model.name}: ${err?.message ?? err}`, 'Try reloading the page; if it persists, delete the cached model.');
+    failQuietly(id, err instanceof WeightStoreError ? 'integrity' : 'load_failed', `Could not load ${model.name}: ${err?.message ?? err}`, 'Try reloading the page; if it persists, delete the cached model.');
   }
 }
 
@@ -232,8 +250,9 @@ self.onmessage = (e) => {
 };
 
 post(T.Hello, { protocol_version: PROTOCOL_VERSION, libllama_version: Wllama.getLibllamaVersion(), engine: ENGINE });
-// Start the default model's download at once: it runs while Pyodide boots.
+// Warm up at once: download and load the default model while Pyodide boots.
+// The controller's LoadModel then joins this load (any failure is reported to it).
 catalog.then((cat) => {
-  const model = cat.models.find((m) => m.id === cat.default);
-  if (model) store(model).promise.catch(() => {}); // LoadModel reports any failure
+  const req = make(T.LoadModel, { model_id: cat.default });
+  state.lifecycle = state.lifecycle.then(() => loadModel('', req, false));
 }).catch((err) => fail('', 'internal', `Cannot read the model catalog: ${err.message}`, 'Rebuild the site with `python3 build.py`.'));
