@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from pathlib import Path
@@ -35,6 +36,7 @@ class LiveServer:
     def __init__(self, root: Path, isolate: bool = True) -> None:
         from offgrid_dev.server import create_app
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request is noise
         self.app = create_app(root, isolate=isolate)
         self.port = _free_port()
         self.url = f"http://localhost:{self.port}"

@@ -3,7 +3,8 @@
 // Every frame in is validated with the generated protocol module; every
 // refusal is an EngineError naming the field or state, and the worker stays
 // usable. It holds no chat logic: the controller sends whole prompts.
-import { Wllama, WllamaAbortError } from '../vendor/wllama/index.js';
+import { Wllama } from '../vendor/wllama/index.js';
+import { countTokens, generate } from './generation.js';
 import { PROTOCOL_VERSION, T, make, validate } from './protocol.gen.js';
 import { probe, choose } from './backend.js';
 import { ensureStored, isCached, openModel, WeightStoreError } from './weight_store.js';
@@ -51,11 +52,29 @@ function store(model) {
   return d;
 }
 
-async function findModel(id, modelId) {
+/** The catalog entry for a LoadModel, or null after posting why there is none. */
+async function findModel(id, req) {
   const cat = await catalog;
-  const model = cat.models.find((m) => m.id === modelId);
-  if (!model) fail(id, 'unknown_model', `No model "${modelId}" in the catalog.`, `Known: ${cat.models.map((m) => m.id).join(', ')}`, 'model_id');
-  return model;
+  if (req.url) {
+    const url = new URL(req.url, self.location.href);
+    if (url.origin !== self.location.origin) {
+      fail(id, 'bad_field', `url ${req.url} is not on this origin.`, 'Only models served by this app can be loaded; nothing is fetched from elsewhere.', 'url');
+      return null;
+    }
+    return { id: url.pathname, name: url.pathname.split('/').pop(), url: url.href, quantization: '', license: '' };
+  }
+  const model = cat.models.find((m) => m.id === req.model_id);
+  if (!model) fail(id, 'unknown_model', `No model "${req.model_id}" in the catalog.`, `Known: ${cat.models.map((m) => m.id).join(', ')}`, 'model_id');
+  return model ?? null;
+}
+
+/** A model that is not in the catalog has no chunk hashes: fetch it whole (same origin). */
+async function fetchUncatalogued(model) {
+  const res = await fetch(model.url);
+  if (!res.ok) throw new Error(`HTTP ${res.status} for ${model.url}`);
+  const blob = await res.blob();
+  model.bytes = blob.size;
+  return blob;
 }
 
 async function listModels(id) {
@@ -102,14 +121,18 @@ async function loadModel(id, req, announce = true) {
     return diagnostics(id);
   }
   const failQuietly = (...args) => announce && fail(...args);
-  const model = announce ? await findModel(id, req.model_id) : (await catalog).models.find((m) => m.id === req.model_id);
+  const model = announce ? await findModel(id, req) : (await catalog).models.find((m) => m.id === req.model_id);
   if (!model) return;
   const t0 = performance.now();
-  let fromCache;
+  let fromCache = false;
+  let blob = null;
   try {
-    const d = store(model);
-    d.requestId = id;
-    fromCache = await d.promise;
+    if (model.url) blob = await fetchUncatalogued(model);
+    else {
+      const d = store(model);
+      d.requestId = id;
+      fromCache = await d.promise;
+    }
   } catch (err) {
     const code = err instanceof WeightStoreError && err.code === 'integrity' ? 'integrity' : 'download_failed';
     const hint = err?.code === 'quota' ? 'Free some space (delete other sites\' data or cached models) and try again.' : 'Check the connection and try again; chunks already stored are kept.';
@@ -117,7 +140,7 @@ async function loadModel(id, req, announce = true) {
   }
   try {
     post(T.LoadProgress, { model_id: model.id, phase: 'read', loaded: 0, total: model.bytes, from_cache: fromCache }, id);
-    const blob = await openModel(model);
+    blob ??= await openModel(model);
     if (state.wllama) post(T.ModelUnloaded, { model_id: await unload() }, id);
     const p = await probed;
     const choice = choose(p, req.backend, req.n_threads);
@@ -131,8 +154,9 @@ async function loadModel(id, req, announce = true) {
     state.loadedKey = key;
     const info = w.getLoadedContextInfo();
     state.loadedInfo = {
-      model_id: model.id, architecture: info.metadata['general.architecture'] ?? '',
-      n_ctx: info.n_ctx, n_ctx_train: info.n_ctx_train, n_vocab: info.n_vocab, n_layer: info.n_layer,
+      model_id: model.id, name: model.name, architecture: info.metadata['general.architecture'] ?? '',
+      parameters: info.metadata['general.size_label'] ?? '', quantization: model.quantization, bytes: model.bytes,
+      n_ctx: info.n_ctx, n_ctx_train: info.n_ctx_train, n_vocab: info.n_vocab, n_layer: info.n_layer, n_embd: info.n_embd,
       chat_template: w.getChatTemplate() ?? '', backend: choice.backend,
       threads: w.getNumThreads(), load_ms: performance.now() - t0, from_cache: fromCache,
     };
@@ -144,58 +168,22 @@ async function loadModel(id, req, announce = true) {
   }
 }
 
-/** Sampling from the protocol, in llama.cpp server's names. */
-function samplingParams(s) {
-  return {
-    temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, min_p: s.min_p,
-    penalty_repeat: s.repeat_penalty, max_tokens: s.max_tokens, stop: s.stop,
-    ...(s.seed >= 0 ? { seed: s.seed } : {}),
-  };
-}
-
-async function generate(id, req) {
-  const w = state.wllama;
+/** Generation and token counting share the one-at-a-time guard (and Stop). */
+async function runGeneration(id, msg) {
+  if (msg.type === T.Continue && msg.messages.at(-1)?.role !== 'assistant') {
+    return fail(id, 'bad_field', 'Continue needs messages that end with the assistant turn to extend.', '', 'messages');
+  }
+  if (msg.type === T.ChatBatch && msg.prompts.length === 0) return fail(id, 'bad_field', 'ChatBatch needs at least one prompt.', '', 'prompts');
   const abort = new AbortController();
   state.generation = { id, abort };
-  post(T.GenerateStart, {}, id);
-  const t0 = performance.now();
-  let ttft = 0;
-  let text = '';
-  let nTokens = 0;
-  let last = null;
-  let reason = 'stop';
-  const onData = (chunk) => {
-    last = chunk;
-    const piece = req.type === T.Chat ? chunk.choices?.[0]?.delta?.content : chunk.choices?.[0]?.text;
-    if (!piece) return;
-    if (!ttft) ttft = performance.now() - t0;
-    nTokens += 1;
-    text += piece;
-    post(T.Delta, { text: piece, n_tokens: nTokens }, id);
-  };
-  const params = { ...samplingParams(req.sampling), stream: true, onData, abortSignal: abort.signal, cache_prompt: true };
   try {
-    if (req.type === T.Chat) await w.createChatCompletion({ ...params, messages: req.messages });
-    else await w.createCompletion({ ...params, prompt: req.prompt });
-    reason = last?.choices?.[0]?.finish_reason === 'length' ? 'length' : 'stop';
+    if (msg.type === T.CountTokens) post(T.TokenCount, { n_tokens: await countTokens(state.wllama, msg.text) }, id);
+    else await generate(state.wllama, id, msg, abort.signal, post, state.choice?.backend ?? '');
   } catch (err) {
-    if (err instanceof WllamaAbortError || abort.signal.aborted) reason = 'aborted';
-    else {
-      reason = 'error';
-      fail(id, 'inference_failed', `Generation failed: ${err?.message ?? err}`, 'Try again; if it persists, reload the model.');
-    }
+    fail(id, 'inference_failed', `The engine failed: ${err?.message ?? err}`, 'Try again; if it persists, reload the model.');
   } finally {
     state.generation = null;
   }
-  const t = last?.timings;
-  const usage = last?.usage;
-  post(T.GenerateEnd, {
-    reason, text,
-    prompt_tokens: usage?.prompt_tokens ?? (t ? t.prompt_n + t.cache_n : 0),
-    completion_tokens: usage?.completion_tokens ?? t?.predicted_n ?? nTokens,
-    cached_tokens: t?.cache_n ?? 0,
-  }, id);
-  if (t) post(T.Speed, { prefill_tps: t.prompt_per_second || 0, decode_tps: t.predicted_per_second || 0, ttft_ms: ttft, backend: state.choice?.backend ?? '' }, id);
 }
 
 const workerLogger = {
@@ -215,17 +203,23 @@ async function handle(msg) {
       if (state.generation && (!msg.target || msg.target === state.generation.id)) state.generation.abort.abort();
       return;
     case T.LoadModel:
+    case T.SwitchModel:
     case T.UnloadModel:
       if (state.generation) return fail(id, 'busy', 'A generation is running.', 'Stop it first, then change the model.');
       state.lifecycle = state.lifecycle.then(() =>
-        msg.type === T.LoadModel ? loadModel(id, msg) : unload().then((m) => post(T.ModelUnloaded, { model_id: m }, id)));
+        msg.type === T.UnloadModel ? unload().then((m) => post(T.ModelUnloaded, { model_id: m }, id)) : loadModel(id, msg));
       return state.lifecycle;
+    case T.InspectModel:
+    case T.CountTokens:
     case T.Chat:
     case T.Complete:
+    case T.Continue:
+    case T.ChatBatch:
       await state.lifecycle;
       if (!state.wllama) return fail(id, 'no_model', 'No model is loaded.', 'Send LoadModel first.');
+      if (msg.type === T.InspectModel) return post(T.ModelLoaded, state.loadedInfo, id);
       if (state.generation) return fail(id, 'busy', `Request ${state.generation.id} is still generating.`, 'Wait for GenerateEnd or send Stop.');
-      return generate(id, msg);
+      return runGeneration(id, msg);
     default:
       return fail(id, 'bad_message', `${msg.type} is an event, not a request.`, '', 'type');
   }
@@ -253,6 +247,11 @@ post(T.Hello, { protocol_version: PROTOCOL_VERSION, libllama_version: Wllama.get
 // Warm up at once: download and load the default model while Pyodide boots.
 // The controller's LoadModel then joins this load (any failure is reported to it).
 catalog.then((cat) => {
+  const built = cat.engine?.libllama_version;
+  if (built && built !== Wllama.getLibllamaVersion()) {
+    fail('', 'version_mismatch', `The engine is llama.cpp ${Wllama.getLibllamaVersion()} but the site was built for ${built}.`,
+      'Rebuild with `python3 build.py` and reload; an old cached copy of the app can cause this too.');
+  }
   const req = make(T.LoadModel, { model_id: cat.default });
   state.lifecycle = state.lifecycle.then(() => loadModel('', req, false));
 }).catch((err) => fail('', 'internal', `Cannot read the model catalog: ${err.message}`, 'Rebuild the site with `python3 build.py`.'));

@@ -2,6 +2,7 @@
 // parallel, then hand both to the Python controller.
 import { createBridge } from './bridge.js';
 import * as view from './view.js';
+import { createApi } from './offgrid_api.js';
 
 performance.mark('offgrid:boot');
 const worker = new Worker(new URL('./engine.worker.js', import.meta.url), { type: 'module', name: 'engine' });
@@ -18,6 +19,9 @@ bridge.listen((f) => {
 
 /** @type {any} */
 let pyodide = null;
+/** @type {any} the Python controller, once started */
+let controller = null;
+window.offgrid = createApi(bridge, () => controller);
 
 async function bootPython() {
   view.setStatus('Loading the Python runtime…', 'busy');
@@ -28,7 +32,7 @@ async function bootPython() {
   });
   performance.mark('offgrid:pyodide-ready');
   booting = false;
-  pyodide.pyimport('offgrid.browser').start(bridge, view);
+  controller = pyodide.pyimport('offgrid.browser').start(bridge, view);
 }
 
 bootPython().catch((err) => {

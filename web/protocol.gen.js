@@ -6,11 +6,16 @@ export const PROTOCOL_VERSION = 1;
 /** Message type names, so call sites fail loudly on a typo. */
 export const T = Object.freeze({
   LoadModel: "LoadModel",
+  SwitchModel: "SwitchModel",
   UnloadModel: "UnloadModel",
   ListModels: "ListModels",
+  InspectModel: "InspectModel",
   Chat: "Chat",
+  ChatBatch: "ChatBatch",
   Complete: "Complete",
+  Continue: "Continue",
   Stop: "Stop",
+  CountTokens: "CountTokens",
   GetDiagnostics: "GetDiagnostics",
   Hello: "Hello",
   ModelList: "ModelList",
@@ -20,14 +25,15 @@ export const T = Object.freeze({
   GenerateStart: "GenerateStart",
   Delta: "Delta",
   GenerateEnd: "GenerateEnd",
+  TokenCount: "TokenCount",
   Speed: "Speed",
   Log: "Log",
   Diagnostics: "Diagnostics",
   EngineError: "EngineError",
 });
 
-export const REQUESTS = Object.freeze(["LoadModel", "UnloadModel", "ListModels", "Chat", "Complete", "Stop", "GetDiagnostics"]);
-export const EVENTS = Object.freeze(["Hello", "ModelList", "LoadProgress", "ModelLoaded", "ModelUnloaded", "GenerateStart", "Delta", "GenerateEnd", "Speed", "Log", "Diagnostics", "EngineError"]);
+export const REQUESTS = Object.freeze(["LoadModel", "SwitchModel", "UnloadModel", "ListModels", "InspectModel", "Chat", "ChatBatch", "Complete", "Continue", "Stop", "CountTokens", "GetDiagnostics"]);
+export const EVENTS = Object.freeze(["Hello", "ModelList", "LoadProgress", "ModelLoaded", "ModelUnloaded", "GenerateStart", "Delta", "GenerateEnd", "TokenCount", "Speed", "Log", "Diagnostics", "EngineError"]);
 export const ERROR_CODES = Object.freeze(["bad_message", "bad_field", "no_model", "unknown_model", "busy", "download_failed", "integrity", "load_failed", "inference_failed", "version_mismatch", "internal"]);
 
 export const SCHEMA = {
@@ -43,6 +49,45 @@ export const SCHEMA = {
     "item": {
      "name": "ChatMessage",
      "t": "object"
+    },
+    "required": false,
+    "t": "list"
+   },
+   "sampling": {
+    "default": {
+     "max_tokens": 512,
+     "min_p": 0.05,
+     "repeat_penalty": 1.1,
+     "seed": -1,
+     "stop": [],
+     "temperature": 0.7,
+     "top_k": 40,
+     "top_p": 0.95
+    },
+    "name": "Sampling",
+    "required": false,
+    "t": "object"
+   },
+   "v": {
+    "default": 1,
+    "required": false,
+    "t": "int"
+   }
+  },
+  "ChatBatch": {
+   "id": {
+    "default": "",
+    "required": false,
+    "t": "str"
+   },
+   "prompts": {
+    "default": [],
+    "item": {
+     "item": {
+      "name": "ChatMessage",
+      "t": "object"
+     },
+     "t": "list"
     },
     "required": false,
     "t": "list"
@@ -100,11 +145,69 @@ export const SCHEMA = {
     "t": "int"
    }
   },
+  "Continue": {
+   "id": {
+    "default": "",
+    "required": false,
+    "t": "str"
+   },
+   "messages": {
+    "default": [],
+    "item": {
+     "name": "ChatMessage",
+     "t": "object"
+    },
+    "required": false,
+    "t": "list"
+   },
+   "sampling": {
+    "default": {
+     "max_tokens": 512,
+     "min_p": 0.05,
+     "repeat_penalty": 1.1,
+     "seed": -1,
+     "stop": [],
+     "temperature": 0.7,
+     "top_k": 40,
+     "top_p": 0.95
+    },
+    "name": "Sampling",
+    "required": false,
+    "t": "object"
+   },
+   "v": {
+    "default": 1,
+    "required": false,
+    "t": "int"
+   }
+  },
+  "CountTokens": {
+   "id": {
+    "default": "",
+    "required": false,
+    "t": "str"
+   },
+   "text": {
+    "default": "",
+    "required": false,
+    "t": "str"
+   },
+   "v": {
+    "default": 1,
+    "required": false,
+    "t": "int"
+   }
+  },
   "Delta": {
    "id": {
     "default": "",
     "required": false,
     "t": "str"
+   },
+   "index": {
+    "default": 0,
+    "required": false,
+    "t": "int"
    },
    "n_tokens": {
     "default": 0,
@@ -263,6 +366,11 @@ export const SCHEMA = {
     "required": false,
     "t": "str"
    },
+   "index": {
+    "default": 0,
+    "required": false,
+    "t": "int"
+   },
    "prompt_tokens": {
     "default": 0,
     "required": false,
@@ -341,6 +449,18 @@ export const SCHEMA = {
     "t": "int"
    }
   },
+  "InspectModel": {
+   "id": {
+    "default": "",
+    "required": false,
+    "t": "str"
+   },
+   "v": {
+    "default": 1,
+    "required": false,
+    "t": "int"
+   }
+  },
   "ListModels": {
    "id": {
     "default": "",
@@ -388,6 +508,11 @@ export const SCHEMA = {
     "min": 0,
     "required": false,
     "t": "int"
+   },
+   "url": {
+    "default": "",
+    "required": false,
+    "t": "str"
    },
    "v": {
     "default": 1,
@@ -504,6 +629,11 @@ export const SCHEMA = {
     "required": false,
     "t": "str"
    },
+   "bytes": {
+    "default": 0,
+    "required": false,
+    "t": "int"
+   },
    "chat_template": {
     "default": "",
     "required": false,
@@ -539,6 +669,11 @@ export const SCHEMA = {
     "required": false,
     "t": "int"
    },
+   "n_embd": {
+    "default": 0,
+    "required": false,
+    "t": "int"
+   },
    "n_layer": {
     "default": 0,
     "required": false,
@@ -548,6 +683,21 @@ export const SCHEMA = {
     "default": 0,
     "required": false,
     "t": "int"
+   },
+   "name": {
+    "default": "",
+    "required": false,
+    "t": "str"
+   },
+   "parameters": {
+    "default": "",
+    "required": false,
+    "t": "str"
+   },
+   "quantization": {
+    "default": "",
+    "required": false,
+    "t": "str"
    },
    "threads": {
     "default": 0,
@@ -619,6 +769,70 @@ export const SCHEMA = {
     "default": "",
     "required": false,
     "t": "str"
+   },
+   "v": {
+    "default": 1,
+    "required": false,
+    "t": "int"
+   }
+  },
+  "SwitchModel": {
+   "backend": {
+    "default": "auto",
+    "required": false,
+    "t": "enum",
+    "values": [
+     "auto",
+     "webgpu",
+     "wasm-mt",
+     "wasm-st"
+    ]
+   },
+   "id": {
+    "default": "",
+    "required": false,
+    "t": "str"
+   },
+   "model_id": {
+    "default": "",
+    "required": false,
+    "t": "str"
+   },
+   "n_ctx": {
+    "default": 2048,
+    "max": 131072,
+    "min": 128,
+    "required": false,
+    "t": "int"
+   },
+   "n_threads": {
+    "default": 0,
+    "max": 64,
+    "min": 0,
+    "required": false,
+    "t": "int"
+   },
+   "url": {
+    "default": "",
+    "required": false,
+    "t": "str"
+   },
+   "v": {
+    "default": 1,
+    "required": false,
+    "t": "int"
+   }
+  },
+  "TokenCount": {
+   "id": {
+    "default": "",
+    "required": false,
+    "t": "str"
+   },
+   "n_tokens": {
+    "default": 0,
+    "required": false,
+    "t": "int"
    },
    "v": {
     "default": 1,

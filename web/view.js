@@ -7,7 +7,8 @@ const els = {
   log: $('log'), form: /** @type {HTMLFormElement} */ ($('composer')), input: /** @type {HTMLTextAreaElement} */ ($('message')),
   send: /** @type {HTMLButtonElement} */ ($('send')), stop: /** @type {HTMLButtonElement} */ ($('stop')),
   model: $('model-name'), modelDetail: $('model-detail'), error: $('error'), errorText: $('error-text'),
-  diag: $('diagnostics-body'), empty: $('empty'),
+  diag: $('diagnostics-body'), empty: $('empty'), picker: /** @type {HTMLSelectElement} */ ($('model-picker')),
+  unload: /** @type {HTMLButtonElement} */ ($('unload')), cont: /** @type {HTMLButtonElement} */ ($('continue')),
 };
 
 /** @type {Map<number, HTMLElement>} */
@@ -77,12 +78,37 @@ export function updateMessage(key, text, complete, note) {
 export function setGenerating(on) {
   els.stop.disabled = !on;
   els.send.disabled = on;
+  els.picker.disabled = on;
   els.log.setAttribute('aria-busy', String(on));
 }
 
 export function setModel(name, detail) {
   els.model.textContent = name;
   els.modelDetail.textContent = detail;
+}
+
+/** @param {string} json the catalog entries (ModelInfo) @param {string} current loaded model id */
+export function setModels(json, current) {
+  const models = JSON.parse(json);
+  els.picker.replaceChildren(...models.map((m) => {
+    const o = document.createElement('option');
+    o.value = m.model_id;
+    o.textContent = `${m.name} — ${m.quantization} · ${(m.bytes / 1e6).toFixed(0)} MB${m.cached ? ' · stored' : ''}`;
+    return o;
+  }));
+  if (!current) {
+    const none = document.createElement('option');
+    none.value = '';
+    none.textContent = 'No model loaded';
+    els.picker.prepend(none);
+  }
+  els.picker.value = current;
+  els.picker.disabled = models.length === 0;
+  els.unload.disabled = !current;
+}
+
+export function setCanContinue(on) {
+  els.cont.hidden = !on;
 }
 
 export function setDiagnostics(json) {
@@ -110,20 +136,24 @@ export function showError(message, hint) {
 }
 
 /**
- * Wire the person's actions to the controller.
- * @param {(text: string) => boolean} submit @param {() => void} stop
+ * Wire the person's actions to the controller (a Pyodide proxy of offgrid.controller.Controller).
+ * @param {{submit: (text: string) => boolean, stop: () => void, switch_model: (id: string) => void,
+ *   unload: () => void, continue_answer: () => boolean}} controller
  */
-export function bind(submit, stop) {
+export function bind(controller) {
   const send = () => {
     els.error.hidden = true;
-    if (submit(els.input.value)) els.input.value = '';
+    if (controller.submit(els.input.value)) els.input.value = '';
     els.input.focus();
   };
   els.form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
   els.input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
   });
-  els.stop.addEventListener('click', () => stop());
+  els.stop.addEventListener('click', () => controller.stop());
+  els.picker.addEventListener('change', () => { if (els.picker.value) controller.switch_model(els.picker.value); });
+  els.unload.addEventListener('click', () => controller.unload());
+  els.cont.addEventListener('click', () => controller.continue_answer());
   els.send.disabled = false;
 }
 

@@ -2,7 +2,7 @@
 page's bridge (frames to and from the engine worker) and view (the DOM).
 
 Only plain values cross the boundary (strings, numbers, JSON text), so no
-proxy outlives a call except the three callbacks created here.
+proxy outlives a call except the two created in `start`.
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ class JsView:
     def set_model(self, name: str, detail: str) -> None:
         self._js.setModel(name, detail)
 
+    def set_models(self, models: list[dict[str, Any]], current: str) -> None:
+        self._js.setModels(json.dumps(models), current)
+
+    def set_can_continue(self, on: bool) -> None:
+        self._js.setCanContinue(on)
+
     def set_diagnostics(self, data: dict[str, Any]) -> None:
         self._js.setDiagnostics(json.dumps(data))
 
@@ -50,6 +56,7 @@ def start(bridge: Any, js_view: Any) -> Controller:
     """Called once by web/main.js after Pyodide has loaded this package."""
     controller = Controller(send=bridge.send, view=JsView(js_view))
     bridge.attach(create_proxy(controller.on_frame))
-    js_view.bind(create_proxy(controller.submit), create_proxy(controller.stop))
+    # One proxy for the controller's lifetime; the view calls its action methods.
+    js_view.bind(create_proxy(controller))
     controller.start()
     return controller

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import json
 from dataclasses import asdict, replace
 from typing import Any, Callable, Protocol
 
@@ -22,16 +23,20 @@ class State(enum.Enum):
     LOADING = "loading"  # a model is downloading or loading
     READY = "ready"  # a question can be sent
     GENERATING = "generating"
+    IDLE = "idle"  # no model loaded (after Unload)
     FAILED = "failed"  # no model could be loaded; the error says why
 
 
-# Which request each state accepts. Update `_TRANSITIONS` when a state is added.
+# Where each state may go. Update it whenever a state is added.
+# READY is reachable from every state but GENERATING's own, because a script
+# (window.offgrid) may load a model behind the controller's back.
 _TRANSITIONS: dict[State, set[State]] = {
-    State.BOOTING: {State.LOADING, State.FAILED},
-    State.LOADING: {State.READY, State.FAILED},
-    State.READY: {State.GENERATING, State.LOADING},
+    State.BOOTING: {State.LOADING, State.READY, State.FAILED},
+    State.LOADING: {State.READY, State.FAILED, State.IDLE},
+    State.READY: {State.GENERATING, State.LOADING, State.IDLE},
     State.GENERATING: {State.READY, State.FAILED},
-    State.FAILED: {State.LOADING},
+    State.IDLE: {State.LOADING, State.READY},
+    State.FAILED: {State.LOADING, State.READY, State.IDLE},
 }
 
 
@@ -42,6 +47,8 @@ class View(Protocol):
     def update_message(self, key: int, text: str, complete: bool, note: str) -> None: ...
     def set_generating(self, on: bool) -> None: ...
     def set_model(self, name: str, detail: str) -> None: ...
+    def set_models(self, models: list[dict[str, Any]], current: str) -> None: ...
+    def set_can_continue(self, on: bool) -> None: ...
     def set_diagnostics(self, data: dict[str, Any]) -> None: ...
     def show_error(self, message: str, hint: str) -> None: ...
 
@@ -87,14 +94,40 @@ class Controller:
         self.send(p.GetDiagnostics())
 
     def load_model(self, model_id: str) -> None:
+        """Load a model, or switch to it; the conversation is kept either way."""
         if model_id not in self.models:
             self.view.show_error(f"Unknown model {model_id!r}", "Pick a model from the list.")
             return
+        if self.state is State.GENERATING:
+            self.view.show_error("An answer is still being written.", "Stop it before switching models.")
+            return
+        switching = self.model is not None
         self._go(State.LOADING)
+        self.view.set_can_continue(False)
         info = self.models[model_id]
         self.view.set_model(info.name, f"{info.quantization} · {_mb(info.bytes)}")
         self.view.set_status(f"Loading {info.name}…", "busy")
-        self.send(p.LoadModel(model_id=model_id))
+        request = p.SwitchModel if switching else p.LoadModel
+        self.send(request(model_id=model_id))
+
+    switch_model = load_model
+
+    def unload(self) -> None:
+        if self.state in (State.READY, State.FAILED):
+            self.view.set_status("Unloading…", "busy")
+            self.send(p.UnloadModel())
+
+    def continue_answer(self) -> bool:
+        """Extend the last answer if it was stopped or cut at the length limit."""
+        turns = self.conversation.turns
+        if self.state is not State.READY or not turns or turns[-1].role != "assistant" or turns[-1].complete:
+            return False
+        if not turns[-1].content:
+            return False
+        self._answer_key = len(turns) - 1
+        self._start_generation(p.Continue(messages=self.conversation.to_messages(), sampling=self.sampling))
+        self.view.update_message(self._answer_key, turns[-1].content, False, "")
+        return True
 
     def submit(self, text: str) -> bool:
         """A question from the person. Returns False when it was not accepted."""
@@ -113,13 +146,16 @@ class Controller:
         self.view.add_message(len(self.conversation.turns) - 1, "user", text, True)
         self._answer_key = self.conversation.add("assistant", "", complete=False)
         self.view.add_message(self._answer_key, "assistant", "", False)
-        self._go(State.GENERATING)
-        self.view.set_generating(True)
-        self.view.set_status("Thinking…", "busy")
-        self._gen_id = self.send(
-            p.Chat(messages=self.conversation.to_messages(), sampling=self.sampling)
-        )
+        self._start_generation(p.Chat(messages=self.conversation.to_messages(), sampling=self.sampling))
         return True
+
+    def _start_generation(self, request: p.Chat | p.Continue) -> None:
+        self._go(State.GENERATING)
+        self.conversation.turns[self._answer_key].complete = False
+        self.view.set_generating(True)
+        self.view.set_can_continue(False)
+        self.view.set_status("Thinking…", "busy")
+        self._gen_id = self.send(request)
 
     def stop(self) -> None:
         if self.state is State.GENERATING:
@@ -149,6 +185,7 @@ class Controller:
     def _on_ModelList(self, msg: p.ModelList) -> None:
         self.models = {m.model_id: m for m in msg.models}
         self.default_model = msg.default_id
+        self._show_models()
         if self.state is State.BOOTING and self.default_model:
             self.load_model(self.default_model)
 
@@ -170,12 +207,13 @@ class Controller:
 
     def _on_ModelLoaded(self, msg: p.ModelLoaded) -> None:
         self.model = msg
+        if self.state is State.GENERATING:
+            return  # an InspectModel answer; nothing changed
         self._go(State.READY)
         self.view.set_progress(None, "")
-        info = self.models.get(msg.model_id)
-        name = info.name if info else msg.model_id
-        quant = f"{info.quantization} · " if info else ""
-        self.view.set_model(name, f"{quant}{msg.backend} · {msg.threads} thread(s) · ctx {msg.n_ctx}")
+        quant = f"{msg.quantization} · " if msg.quantization else ""
+        self.view.set_model(msg.name or msg.model_id, f"{quant}{msg.backend} · {msg.threads} thread(s) · ctx {msg.n_ctx}")
+        self._show_models()
         self._ready()
         if self._pending_question:
             question, self._pending_question = self._pending_question, ""
@@ -183,6 +221,11 @@ class Controller:
 
     def _on_ModelUnloaded(self, msg: p.ModelUnloaded) -> None:
         self.model = None
+        if self.state in (State.READY, State.FAILED):
+            self._go(State.IDLE)
+            self.view.set_model("No model loaded", "")
+            self.view.set_status("No model loaded: pick one to chat", "idle")
+            self._show_models()
 
     def _on_Delta(self, msg: p.Delta) -> None:
         if msg.id != self._gen_id or self._answer_key < 0:
@@ -221,7 +264,13 @@ class Controller:
             self.view.update_message(self._answer_key, turn.content, True, "Failed")
             self._end_generation()
         elif self.state is State.LOADING:
-            self._fail(msg.message, msg.hint)
+            if self.model is not None:  # a switch failed before the old model was unloaded
+                self._go(State.READY)
+                self.view.set_progress(None, "")
+                self._show_models()
+                self._ready()
+            else:
+                self._fail(msg.message, msg.hint)
 
     # ------------------------------------------------------------ helpers
 
@@ -229,7 +278,24 @@ class Controller:
         self._gen_id, self._answer_key = "", -1
         self._go(State.READY)
         self.view.set_generating(False)
+        last = self.conversation.turns[-1]
+        self.view.set_can_continue(last.role == "assistant" and not last.complete and bool(last.content))
         self._ready()
+
+    def _show_models(self) -> None:
+        current = self.model.model_id if self.model else ""
+        self.view.set_models([asdict(m) for m in self.models.values()], current)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for window.offgrid.state()."""
+        return {
+            "state": self.state.value,
+            "model_id": self.model.model_id if self.model else "",
+            "turns": [asdict(t) for t in self.conversation.turns],
+        }
+
+    def snapshot_json(self) -> str:
+        return json.dumps(self.snapshot())
 
     def _ready(self) -> None:
         self.view.set_status("Ready", "ready")

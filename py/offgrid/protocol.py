@@ -85,11 +85,19 @@ class Message:
 
 @dataclass(frozen=True)
 class LoadModel(Message):
+    """Load a catalog model (`model_id`), or a GGUF served by this origin (`url`)."""
+
     kind: ClassVar[str] = "request"
     model_id: str = ""
+    url: str = ""
     n_ctx: int = field(default=2048, metadata=_range(128, 131072))
     n_threads: int = field(default=0, metadata=_range(0, 64))  # 0: choose for the device
     backend: Backend = "auto"
+
+
+@dataclass(frozen=True)
+class SwitchModel(LoadModel):
+    """Unload the current model and load another; the controller keeps the conversation."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,41 @@ class Chat(Message):
     kind: ClassVar[str] = "request"
     messages: list[ChatMessage] = field(default_factory=list)
     sampling: Sampling = field(default_factory=Sampling)
+
+
+@dataclass(frozen=True)
+class ChatBatch(Message):
+    """Several independent chats generated concurrently by the loaded model.
+
+    Delta and GenerateEnd events carry the prompt's `index`."""
+
+    kind: ClassVar[str] = "request"
+    prompts: list[list[ChatMessage]] = field(default_factory=list)
+    sampling: Sampling = field(default_factory=Sampling)
+
+
+@dataclass(frozen=True)
+class Continue(Message):
+    """Resume an answer: `messages` ends with the partial assistant turn to extend."""
+
+    kind: ClassVar[str] = "request"
+    messages: list[ChatMessage] = field(default_factory=list)
+    sampling: Sampling = field(default_factory=Sampling)
+
+
+@dataclass(frozen=True)
+class CountTokens(Message):
+    """Count `text`'s tokens with the loaded model's own tokenizer (as a raw prompt)."""
+
+    kind: ClassVar[str] = "request"
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class InspectModel(Message):
+    """Answered by a ModelLoaded event describing the loaded model."""
+
+    kind: ClassVar[str] = "request"
 
 
 @dataclass(frozen=True)
@@ -175,11 +218,16 @@ class LoadProgress(Message):
 class ModelLoaded(Message):
     kind: ClassVar[str] = "event"
     model_id: str = ""
+    name: str = ""
     architecture: str = ""
+    parameters: str = ""  # the size label, e.g. "135M"
+    quantization: str = ""
+    bytes: int = 0
     n_ctx: int = 0
     n_ctx_train: int = 0
     n_vocab: int = 0
     n_layer: int = 0
+    n_embd: int = 0
     chat_template: str = ""
     backend: str = ""
     threads: int = 0
@@ -205,6 +253,7 @@ class Delta(Message):
     kind: ClassVar[str] = "event"
     text: str = ""
     n_tokens: int = 0
+    index: int = 0  # which prompt of a ChatBatch
 
 
 @dataclass(frozen=True)
@@ -215,6 +264,13 @@ class GenerateEnd(Message):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    index: int = 0  # which prompt of a ChatBatch
+
+
+@dataclass(frozen=True)
+class TokenCount(Message):
+    kind: ClassVar[str] = "event"
+    n_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -262,11 +318,16 @@ class EngineError(Message):
 
 REQUESTS: tuple[type[Message], ...] = (
     LoadModel,
+    SwitchModel,
     UnloadModel,
     ListModels,
+    InspectModel,
     Chat,
+    ChatBatch,
     Complete,
+    Continue,
     Stop,
+    CountTokens,
     GetDiagnostics,
 )
 EVENTS: tuple[type[Message], ...] = (
@@ -278,6 +339,7 @@ EVENTS: tuple[type[Message], ...] = (
     GenerateStart,
     Delta,
     GenerateEnd,
+    TokenCount,
     Speed,
     Log,
     Diagnostics,

@@ -137,7 +137,7 @@ def _hashes(path: Path) -> dict:
     return data
 
 
-def build_catalog(cache: Path, out: Path, log=print) -> dict:
+def build_catalog(cache: Path, out: Path, log=print, engine: dict | None = None) -> dict:
     """Extract every model into `out` (hard links to the cache) and write catalog.json."""
     out.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -160,6 +160,6 @@ def build_catalog(cache: Path, out: Path, log=print) -> dict:
                 dest.hardlink_to(path)
             except OSError:  # another filesystem: copy instead
                 dest.write_bytes(path.read_bytes())
-    catalog = {"default": DEFAULT_MODEL, "models": entries}
+    catalog = {"default": DEFAULT_MODEL, "engine": engine or {}, "models": entries}
     (out / "catalog.json").write_text(json.dumps(catalog, indent=1))
     return catalog

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -85,6 +86,15 @@ def _wllama(dist: Path) -> None:
         _copy(path, dist / "vendor" / "idb" / path.name)
 
 
+def _engine_info() -> dict:
+    """What the worker must report in its handshake, read from the wllama bundle."""
+    bundle = (NODE_MODULES / "@wllama" / "wllama" / "esm" / "index.js").read_text()
+    match = re.search(r'LIBLLAMA_VERSION = "([^"]+)"', bundle)
+    if not match:
+        raise SystemExit("cannot find LIBLLAMA_VERSION in @wllama/wllama's bundle")
+    return {"libllama_version": match.group(1), "wllama": "3.8.1"}
+
+
 def assemble(dist: Path, cache: Path, log=print) -> dict:
     log("assembling the site")
     npm_ci(log)
@@ -99,6 +109,6 @@ def assemble(dist: Path, cache: Path, log=print) -> dict:
     _wllama(dist)
     _pyodide(dist, cache, log)
     log("  models")
-    catalog = models.build_catalog(cache, dist / "models", log)
+    catalog = models.build_catalog(cache, dist / "models", log, engine=_engine_info())
     log(f"site ready in {dist}")
     return catalog

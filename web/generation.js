@@ -1,0 +1,84 @@
+// Text generation on a loaded wllama instance: Chat, Complete, Continue,
+// ChatBatch (concurrent, one slot each) and CountTokens. Each job streams
+// Delta frames and ends with exactly one GenerateEnd, whatever happens.
+import { WllamaAbortError } from '../vendor/wllama/index.js';
+import { T } from './protocol.gen.js';
+
+/** Sampling from the protocol, in llama.cpp server's names. */
+function samplingParams(s) {
+  return {
+    temperature: s.temperature, top_k: s.top_k, top_p: s.top_p, min_p: s.min_p,
+    penalty_repeat: s.repeat_penalty, max_tokens: s.max_tokens, stop: s.stop,
+    ...(s.seed >= 0 ? { seed: s.seed } : {}),
+  };
+}
+
+/** The jobs of a request: one per prompt (ChatBatch) or a single one. */
+function jobsOf(req) {
+  if (req.type === T.ChatBatch) return req.prompts.map((messages, index) => ({ index, messages }));
+  if (req.type === T.Complete) return [{ index: 0, prompt: req.prompt }];
+  // Chat, and Continue: llama.cpp's server continues a final assistant message (prefill).
+  return [{ index: 0, messages: req.messages }];
+}
+
+/**
+ * Stream one job; posts Delta, GenerateEnd and Speed for it.
+ * @param {import('../vendor/wllama/index.js').Wllama} w
+ */
+async function runJob(w, id, job, req, signal, post, backend) {
+  const t0 = performance.now();
+  let ttft = 0;
+  let text = '';
+  let nTokens = 0;
+  let last = null;
+  let reason = 'stop';
+  const onData = (chunk) => {
+    last = chunk;
+    const choice = chunk.choices?.[0];
+    const piece = job.messages ? choice?.delta?.content : choice?.text;
+    if (!piece) return;
+    if (!ttft) ttft = performance.now() - t0;
+    nTokens += 1;
+    text += piece;
+    post(T.Delta, { text: piece, n_tokens: nTokens, index: job.index }, id);
+  };
+  const params = { ...samplingParams(req.sampling), stream: true, onData, abortSignal: signal, cache_prompt: true };
+  try {
+    if (job.messages) await w.createChatCompletion({ ...params, messages: job.messages });
+    else await w.createCompletion({ ...params, prompt: job.prompt });
+    reason = last?.choices?.[0]?.finish_reason === 'length' ? 'length' : 'stop';
+  } catch (err) {
+    if (err instanceof WllamaAbortError || signal.aborted) reason = 'aborted';
+    else {
+      reason = 'error';
+      post(T.EngineError, { code: 'inference_failed', message: `Generation failed: ${err?.message ?? err}`, hint: 'Try again; if it persists, reload the model.' }, id);
+    }
+  }
+  const t = last?.timings;
+  const usage = last?.usage;
+  // Speed first: GenerateEnd is the last frame of a job.
+  if (t) post(T.Speed, { prefill_tps: t.prompt_per_second || 0, decode_tps: t.predicted_per_second || 0, ttft_ms: ttft, backend }, id);
+  post(T.GenerateEnd, {
+    reason, text, index: job.index,
+    prompt_tokens: usage?.prompt_tokens ?? (t ? t.prompt_n + t.cache_n : 0),
+    completion_tokens: usage?.completion_tokens ?? t?.predicted_n ?? nTokens,
+    cached_tokens: t?.cache_n ?? 0,
+  }, id);
+}
+
+/** Run a Chat, Complete, Continue or ChatBatch request to the end. */
+export async function generate(w, id, req, signal, post, backend) {
+  post(T.GenerateStart, {}, id);
+  await Promise.all(jobsOf(req).map((job) => runJob(w, id, job, req, signal, post, backend)));
+}
+
+/**
+ * Exact token count of `text` as a raw prompt, from llama.cpp's own prompt evaluation.
+ * Streamed, with one token generated: wllama 3.8.1's glue fails when a
+ * non-streamed result ends inside a multi-byte character (an emoji, say).
+ */
+export async function countTokens(w, text) {
+  let last = null;
+  await w.createCompletion({ prompt: text, max_tokens: 1, temperature: 0, cache_prompt: false, stream: true, onData: (c) => { last = c; } });
+  return last?.usage?.prompt_tokens ?? last?.timings?.prompt_n ?? 0;
+}
