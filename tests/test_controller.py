@@ -250,7 +250,6 @@ def test_hello_with_other_protocol_version_fails(h):
     assert state == "error" and text.startswith("Error:") and str(p.PROTOCOL_VERSION + 1) in text
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Controller._fail drops its hint, so the rebuild advice is never shown")
 def test_hello_with_other_protocol_version_tells_to_rebuild(h):
     h.feed(p.Hello(protocol_version=p.PROTOCOL_VERSION + 1))
     shown = [a[0] for a in h.view.of("set_status")] + [" ".join(a) for a in h.view.of("show_error")]
@@ -266,7 +265,6 @@ def test_malformed_frame_is_reported_not_raised(h, raw):
     assert h.ctl.state is State.READY
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError, reason="BUG: GenerateEnd with id '' matches the empty _gen_id")
 def test_stray_generate_end_without_generation_is_ignored(h):
     # e.g. an answer to a frame posted with no id through window.offgrid.raw
     load(h)

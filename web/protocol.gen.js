@@ -38,277 +38,787 @@ export const ERROR_CODES = Object.freeze(["bad_message", "bad_field", "no_model"
 
 export const SCHEMA = {
  "messages": {
+  "LoadModel": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "model_id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "url": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "n_ctx": {
+    "t": "int",
+    "required": false,
+    "default": 2048,
+    "min": 128,
+    "max": 131072
+   },
+   "n_threads": {
+    "t": "int",
+    "required": false,
+    "default": 0,
+    "min": 0,
+    "max": 64
+   },
+   "backend": {
+    "t": "enum",
+    "values": [
+     "auto",
+     "webgpu",
+     "wasm-mt",
+     "wasm-st"
+    ],
+    "required": false,
+    "default": "auto"
+   }
+  },
+  "SwitchModel": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "model_id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "url": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "n_ctx": {
+    "t": "int",
+    "required": false,
+    "default": 2048,
+    "min": 128,
+    "max": 131072
+   },
+   "n_threads": {
+    "t": "int",
+    "required": false,
+    "default": 0,
+    "min": 0,
+    "max": 64
+   },
+   "backend": {
+    "t": "enum",
+    "values": [
+     "auto",
+     "webgpu",
+     "wasm-mt",
+     "wasm-st"
+    ],
+    "required": false,
+    "default": "auto"
+   }
+  },
+  "UnloadModel": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   }
+  },
+  "ListModels": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   }
+  },
+  "InspectModel": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   }
+  },
   "Chat": {
    "id": {
-    "default": "",
+    "t": "str",
     "required": false,
-    "t": "str"
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
    },
    "messages": {
-    "default": [],
+    "t": "list",
     "item": {
-     "name": "ChatMessage",
-     "t": "object"
+     "t": "object",
+     "name": "ChatMessage"
     },
     "required": false,
-    "t": "list"
+    "default": []
    },
    "sampling": {
+    "t": "object",
+    "name": "Sampling",
+    "required": false,
     "default": {
-     "max_tokens": 512,
+     "temperature": 0.7,
+     "top_k": 40,
+     "top_p": 0.95,
      "min_p": 0.05,
      "repeat_penalty": 1.1,
      "seed": -1,
-     "stop": [],
-     "temperature": 0.7,
-     "top_k": 40,
-     "top_p": 0.95
-    },
-    "name": "Sampling",
-    "required": false,
-    "t": "object"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
+     "max_tokens": 512,
+     "stop": []
+    }
    }
   },
   "ChatBatch": {
    "id": {
-    "default": "",
+    "t": "str",
     "required": false,
-    "t": "str"
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
    },
    "prompts": {
-    "default": [],
+    "t": "list",
     "item": {
+     "t": "list",
      "item": {
-      "name": "ChatMessage",
-      "t": "object"
-     },
-     "t": "list"
+      "t": "object",
+      "name": "ChatMessage"
+     }
     },
     "required": false,
-    "t": "list"
+    "default": []
    },
    "sampling": {
+    "t": "object",
+    "name": "Sampling",
+    "required": false,
     "default": {
-     "max_tokens": 512,
+     "temperature": 0.7,
+     "top_k": 40,
+     "top_p": 0.95,
      "min_p": 0.05,
      "repeat_penalty": 1.1,
      "seed": -1,
-     "stop": [],
-     "temperature": 0.7,
-     "top_k": 40,
-     "top_p": 0.95
-    },
-    "name": "Sampling",
-    "required": false,
-    "t": "object"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
+     "max_tokens": 512,
+     "stop": []
+    }
    }
   },
   "Complete": {
    "id": {
-    "default": "",
+    "t": "str",
     "required": false,
-    "t": "str"
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
    },
    "prompt": {
-    "default": "",
+    "t": "str",
     "required": false,
-    "t": "str"
+    "default": ""
    },
    "sampling": {
+    "t": "object",
+    "name": "Sampling",
+    "required": false,
     "default": {
-     "max_tokens": 512,
+     "temperature": 0.7,
+     "top_k": 40,
+     "top_p": 0.95,
      "min_p": 0.05,
      "repeat_penalty": 1.1,
      "seed": -1,
-     "stop": [],
-     "temperature": 0.7,
-     "top_k": 40,
-     "top_p": 0.95
-    },
-    "name": "Sampling",
-    "required": false,
-    "t": "object"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
+     "max_tokens": 512,
+     "stop": []
+    }
    }
   },
   "Continue": {
    "id": {
-    "default": "",
+    "t": "str",
     "required": false,
-    "t": "str"
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
    },
    "messages": {
-    "default": [],
+    "t": "list",
     "item": {
-     "name": "ChatMessage",
-     "t": "object"
+     "t": "object",
+     "name": "ChatMessage"
     },
     "required": false,
-    "t": "list"
+    "default": []
    },
    "sampling": {
+    "t": "object",
+    "name": "Sampling",
+    "required": false,
     "default": {
-     "max_tokens": 512,
+     "temperature": 0.7,
+     "top_k": 40,
+     "top_p": 0.95,
      "min_p": 0.05,
      "repeat_penalty": 1.1,
      "seed": -1,
-     "stop": [],
-     "temperature": 0.7,
-     "top_k": 40,
-     "top_p": 0.95
-    },
-    "name": "Sampling",
+     "max_tokens": 512,
+     "stop": []
+    }
+   }
+  },
+  "Stop": {
+   "id": {
+    "t": "str",
     "required": false,
-    "t": "object"
+    "default": ""
    },
    "v": {
-    "default": 1,
+    "t": "int",
     "required": false,
-    "t": "int"
+    "default": 1
+   },
+   "target": {
+    "t": "str",
+    "required": false,
+    "default": ""
    }
   },
   "CountTokens": {
    "id": {
-    "default": "",
+    "t": "str",
     "required": false,
-    "t": "str"
-   },
-   "text": {
-    "default": "",
-    "required": false,
-    "t": "str"
+    "default": ""
    },
    "v": {
-    "default": 1,
+    "t": "int",
     "required": false,
-    "t": "int"
+    "default": 1
+   },
+   "text": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   }
+  },
+  "GetDiagnostics": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   }
+  },
+  "Hello": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "protocol_version": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "libllama_version": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "engine": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   }
+  },
+  "ModelList": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "models": {
+    "t": "list",
+    "item": {
+     "t": "object",
+     "name": "ModelInfo"
+    },
+    "required": false,
+    "default": []
+   },
+   "default_id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   }
+  },
+  "LoadProgress": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "model_id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "phase": {
+    "t": "enum",
+    "values": [
+     "download",
+     "verify",
+     "store",
+     "read",
+     "init"
+    ],
+    "required": false,
+    "default": "download"
+   },
+   "loaded": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "total": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "from_cache": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   }
+  },
+  "ModelLoaded": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "model_id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "name": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "architecture": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "parameters": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "quantization": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "bytes": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "n_ctx": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "n_ctx_train": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "n_vocab": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "n_layer": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "n_embd": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "chat_template": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "backend": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "threads": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "load_ms": {
+    "t": "float",
+    "required": false,
+    "default": 0.0
+   },
+   "from_cache": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   }
+  },
+  "ModelUnloaded": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "model_id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   }
+  },
+  "GenerateStart": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
    }
   },
   "Delta": {
    "id": {
-    "default": "",
+    "t": "str",
     "required": false,
-    "t": "str"
-   },
-   "index": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "n_tokens": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "text": {
-    "default": "",
-    "required": false,
-    "t": "str"
+    "default": ""
    },
    "v": {
-    "default": 1,
+    "t": "int",
     "required": false,
-    "t": "int"
+    "default": 1
+   },
+   "text": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "n_tokens": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "index": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   }
+  },
+  "GenerateEnd": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "reason": {
+    "t": "enum",
+    "values": [
+     "stop",
+     "length",
+     "aborted",
+     "error"
+    ],
+    "required": false,
+    "default": "stop"
+   },
+   "text": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "prompt_tokens": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "completion_tokens": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "cached_tokens": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "index": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   }
+  },
+  "TokenCount": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "n_tokens": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   }
+  },
+  "Speed": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "prefill_tps": {
+    "t": "float",
+    "required": false,
+    "default": 0.0
+   },
+   "decode_tps": {
+    "t": "float",
+    "required": false,
+    "default": 0.0
+   },
+   "ttft_ms": {
+    "t": "float",
+    "required": false,
+    "default": 0.0
+   },
+   "backend": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   }
+  },
+  "Log": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "level": {
+    "t": "enum",
+    "values": [
+     "debug",
+     "info",
+     "warn",
+     "error"
+    ],
+    "required": false,
+    "default": "info"
+   },
+   "message": {
+    "t": "str",
+    "required": false,
+    "default": ""
    }
   },
   "Diagnostics": {
-   "backend": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "backend_reason": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "compat": {
-    "default": false,
-    "required": false,
-    "t": "bool"
-   },
-   "cross_origin_isolated": {
-    "default": false,
-    "required": false,
-    "t": "bool"
-   },
-   "device_memory_gb": {
-    "default": 0.0,
-    "required": false,
-    "t": "float"
-   },
-   "hardware_concurrency": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
    "id": {
-    "default": "",
+    "t": "str",
     "required": false,
-    "t": "str"
-   },
-   "jspi": {
-    "default": false,
-    "required": false,
-    "t": "bool"
-   },
-   "libllama_version": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "memory64": {
-    "default": false,
-    "required": false,
-    "t": "bool"
-   },
-   "threads": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "user_agent": {
-    "default": "",
-    "required": false,
-    "t": "str"
+    "default": ""
    },
    "v": {
-    "default": 1,
+    "t": "int",
     "required": false,
-    "t": "int"
+    "default": 1
+   },
+   "backend": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "backend_reason": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "threads": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "cross_origin_isolated": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   },
+   "hardware_concurrency": {
+    "t": "int",
+    "required": false,
+    "default": 0
    },
    "webgpu_adapter": {
-    "default": "",
+    "t": "str",
     "required": false,
-    "t": "str"
+    "default": ""
    },
    "webgpu_features": {
-    "default": [],
+    "t": "list",
     "item": {
      "t": "str"
     },
     "required": false,
-    "t": "list"
+    "default": []
+   },
+   "jspi": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   },
+   "memory64": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   },
+   "compat": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   },
+   "device_memory_gb": {
+    "t": "float",
+    "required": false,
+    "default": 0.0
+   },
+   "user_agent": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "libllama_version": {
+    "t": "str",
+    "required": false,
+    "default": ""
    }
   },
   "EngineError": {
-   "code": {
-    "default": "internal",
+   "id": {
+    "t": "str",
     "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "code": {
     "t": "enum",
     "values": [
      "bad_message",
@@ -322,654 +832,144 @@ export const SCHEMA = {
      "inference_failed",
      "version_mismatch",
      "internal"
-    ]
-   },
-   "field": {
-    "default": "",
+    ],
     "required": false,
-    "t": "str"
+    "default": "internal"
+   },
+   "message": {
+    "t": "str",
+    "required": false,
+    "default": ""
    },
    "hint": {
-    "default": "",
+    "t": "str",
     "required": false,
-    "t": "str"
+    "default": ""
    },
-   "id": {
-    "default": "",
+   "field": {
+    "t": "str",
     "required": false,
-    "t": "str"
-   },
-   "message": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "GenerateEnd": {
-   "cached_tokens": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "completion_tokens": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "index": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "prompt_tokens": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "reason": {
-    "default": "stop",
-    "required": false,
-    "t": "enum",
-    "values": [
-     "stop",
-     "length",
-     "aborted",
-     "error"
-    ]
-   },
-   "text": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "GenerateStart": {
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "GetDiagnostics": {
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "Hello": {
-   "engine": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "libllama_version": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "protocol_version": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "InspectModel": {
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "ListModels": {
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "LoadModel": {
-   "backend": {
-    "default": "auto",
-    "required": false,
-    "t": "enum",
-    "values": [
-     "auto",
-     "webgpu",
-     "wasm-mt",
-     "wasm-st"
-    ]
-   },
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "model_id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "n_ctx": {
-    "default": 2048,
-    "max": 131072,
-    "min": 128,
-    "required": false,
-    "t": "int"
-   },
-   "n_threads": {
-    "default": 0,
-    "max": 64,
-    "min": 0,
-    "required": false,
-    "t": "int"
-   },
-   "url": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "LoadProgress": {
-   "from_cache": {
-    "default": false,
-    "required": false,
-    "t": "bool"
-   },
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "loaded": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "model_id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "phase": {
-    "default": "download",
-    "required": false,
-    "t": "enum",
-    "values": [
-     "download",
-     "verify",
-     "store",
-     "read",
-     "init"
-    ]
-   },
-   "total": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "Log": {
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "level": {
-    "default": "info",
-    "required": false,
-    "t": "enum",
-    "values": [
-     "debug",
-     "info",
-     "warn",
-     "error"
-    ]
-   },
-   "message": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "ModelList": {
-   "default_id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "models": {
-    "default": [],
-    "item": {
-     "name": "ModelInfo",
-     "t": "object"
-    },
-    "required": false,
-    "t": "list"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "ModelLoaded": {
-   "architecture": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "backend": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "bytes": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "chat_template": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "from_cache": {
-    "default": false,
-    "required": false,
-    "t": "bool"
-   },
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "load_ms": {
-    "default": 0.0,
-    "required": false,
-    "t": "float"
-   },
-   "model_id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "n_ctx": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "n_ctx_train": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "n_embd": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "n_layer": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "n_vocab": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "name": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "parameters": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "quantization": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "threads": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "ModelUnloaded": {
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "model_id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "Speed": {
-   "backend": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "decode_tps": {
-    "default": 0.0,
-    "required": false,
-    "t": "float"
-   },
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "prefill_tps": {
-    "default": 0.0,
-    "required": false,
-    "t": "float"
-   },
-   "ttft_ms": {
-    "default": 0.0,
-    "required": false,
-    "t": "float"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "Stop": {
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "target": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "SwitchModel": {
-   "backend": {
-    "default": "auto",
-    "required": false,
-    "t": "enum",
-    "values": [
-     "auto",
-     "webgpu",
-     "wasm-mt",
-     "wasm-st"
-    ]
-   },
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "model_id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "n_ctx": {
-    "default": 2048,
-    "max": 131072,
-    "min": 128,
-    "required": false,
-    "t": "int"
-   },
-   "n_threads": {
-    "default": 0,
-    "max": 64,
-    "min": 0,
-    "required": false,
-    "t": "int"
-   },
-   "url": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "TokenCount": {
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "n_tokens": {
-    "default": 0,
-    "required": false,
-    "t": "int"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
-   }
-  },
-  "UnloadModel": {
-   "id": {
-    "default": "",
-    "required": false,
-    "t": "str"
-   },
-   "v": {
-    "default": 1,
-    "required": false,
-    "t": "int"
+    "default": ""
    }
   }
  },
  "objects": {
   "ChatMessage": {
-   "content": {
-    "default": null,
-    "required": true,
-    "t": "str"
-   },
    "role": {
-    "default": null,
-    "required": true,
     "t": "enum",
     "values": [
      "system",
      "user",
      "assistant"
-    ]
-   }
-  },
-  "ModelInfo": {
-   "bytes": {
-    "default": null,
+    ],
     "required": true,
-    "t": "int"
+    "default": null
    },
-   "cached": {
-    "default": false,
-    "required": false,
-    "t": "bool"
-   },
-   "file": {
-    "default": null,
+   "content": {
+    "t": "str",
     "required": true,
-    "t": "str"
-   },
-   "license": {
-    "default": null,
-    "required": true,
-    "t": "str"
-   },
-   "model_id": {
-    "default": null,
-    "required": true,
-    "t": "str"
-   },
-   "name": {
-    "default": null,
-    "required": true,
-    "t": "str"
-   },
-   "quantization": {
-    "default": null,
-    "required": true,
-    "t": "str"
-   },
-   "sha256": {
-    "default": null,
-    "required": true,
-    "t": "str"
+    "default": null
    }
   },
   "Sampling": {
-   "max_tokens": {
-    "default": 512,
-    "max": 32768,
-    "min": 1,
+   "temperature": {
+    "t": "float",
     "required": false,
-    "t": "int"
+    "default": 0.7,
+    "min": 0.0,
+    "max": 2.0
+   },
+   "top_k": {
+    "t": "int",
+    "required": false,
+    "default": 40,
+    "min": 0,
+    "max": 1000
+   },
+   "top_p": {
+    "t": "float",
+    "required": false,
+    "default": 0.95,
+    "min": 0.0,
+    "max": 1.0
    },
    "min_p": {
-    "default": 0.05,
-    "max": 1.0,
-    "min": 0.0,
+    "t": "float",
     "required": false,
-    "t": "float"
+    "default": 0.05,
+    "min": 0.0,
+    "max": 1.0
    },
    "repeat_penalty": {
-    "default": 1.1,
-    "max": 4.0,
-    "min": 0.0,
+    "t": "float",
     "required": false,
-    "t": "float"
+    "default": 1.1,
+    "min": 0.0,
+    "max": 4.0
    },
    "seed": {
-    "default": -1,
-    "max": 2147483647,
-    "min": -1,
+    "t": "int",
     "required": false,
-    "t": "int"
+    "default": -1,
+    "min": -1,
+    "max": 2147483647
+   },
+   "max_tokens": {
+    "t": "int",
+    "required": false,
+    "default": 512,
+    "min": 1,
+    "max": 32768
    },
    "stop": {
-    "default": [],
+    "t": "list",
     "item": {
      "t": "str"
     },
     "required": false,
-    "t": "list"
+    "default": []
+   }
+  },
+  "ModelInfo": {
+   "model_id": {
+    "t": "str",
+    "required": true,
+    "default": null
    },
-   "temperature": {
-    "default": 0.7,
-    "max": 2.0,
-    "min": 0.0,
-    "required": false,
-    "t": "float"
+   "name": {
+    "t": "str",
+    "required": true,
+    "default": null
    },
-   "top_k": {
-    "default": 40,
-    "max": 1000,
-    "min": 0,
-    "required": false,
-    "t": "int"
+   "file": {
+    "t": "str",
+    "required": true,
+    "default": null
    },
-   "top_p": {
-    "default": 0.95,
-    "max": 1.0,
-    "min": 0.0,
+   "bytes": {
+    "t": "int",
+    "required": true,
+    "default": null
+   },
+   "sha256": {
+    "t": "str",
+    "required": true,
+    "default": null
+   },
+   "quantization": {
+    "t": "str",
+    "required": true,
+    "default": null
+   },
+   "license": {
+    "t": "str",
+    "required": true,
+    "default": null
+   },
+   "cached": {
+    "t": "bool",
     "required": false,
-    "t": "float"
+    "default": false
    }
   }
  }
@@ -1006,7 +1006,8 @@ function checkFields(fields, obj, where) {
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return [`${where || 'frame'} must be an object`, where];
   for (const key of Object.keys(obj)) {
     const path = where ? `${where}.${key}` : key;
-    if (key !== 'type' && !Object.hasOwn(fields, key)) return [`unknown field '${path}'`, path];
+    if (key === 'type' && !where) continue; // the frame's tag, at the top level only
+    if (!Object.hasOwn(fields, key)) return [`unknown field '${path}'`, path];
   }
   for (const [name, spec] of Object.entries(fields)) {
     const path = where ? `${where}.${name}` : name;
@@ -1033,7 +1034,7 @@ export function validate(frame) {
   const fields = typeof frame.type === 'string' && Object.hasOwn(SCHEMA.messages, frame.type) ? SCHEMA.messages[frame.type] : null;
   if (!fields) return fail('bad_message', `unknown message type ${JSON.stringify(frame.type)}`, 'type');
   if (frame.v !== PROTOCOL_VERSION) return fail('version_mismatch', `protocol version ${JSON.stringify(frame.v)}, expected ${PROTOCOL_VERSION}`, 'v');
-  if (typeof frame.id !== 'string') return fail('bad_field', 'id must be a string', 'id');
+  if ('id' in frame && typeof frame.id !== 'string') return fail('bad_field', 'id must be a string', 'id');
   const err = checkFields(fields, frame, '');
   if (err) return fail('bad_field', err[0], err[1]);
   return { ok: true, msg: withDefaults(fields, frame) };
@@ -1043,9 +1044,15 @@ function withDefaults(fields, obj) {
   const out = { ...obj };
   for (const [name, spec] of Object.entries(fields)) {
     if (!(name in out)) out[name] = structuredClone(spec.default);
-    else if (spec.t === 'object') out[name] = withDefaults(SCHEMA.objects[spec.name], out[name]);
+    else out[name] = fillValue(spec, out[name]);
   }
   return out;
+}
+
+function fillValue(spec, value) {
+  if (spec.t === 'object') return withDefaults(SCHEMA.objects[spec.name], value);
+  if (spec.t === 'list') return value.map((item) => fillValue(spec.item, item));
+  return value;
 }
 
 /**

@@ -33,9 +33,9 @@ class State(enum.Enum):
 _TRANSITIONS: dict[State, set[State]] = {
     State.BOOTING: {State.LOADING, State.READY, State.FAILED},
     State.LOADING: {State.READY, State.FAILED, State.IDLE},
-    State.READY: {State.GENERATING, State.LOADING, State.IDLE},
+    State.READY: {State.GENERATING, State.LOADING, State.IDLE, State.FAILED},
     State.GENERATING: {State.READY, State.FAILED},
-    State.IDLE: {State.LOADING, State.READY},
+    State.IDLE: {State.LOADING, State.READY, State.FAILED},
     State.FAILED: {State.LOADING, State.READY, State.IDLE},
 }
 
@@ -72,6 +72,7 @@ class Controller:
         self.sampling = p.Sampling(temperature=0.2)
         self._ids = (f"c{i}" for i in itertools.count(1))
         self._gen_id = ""  # request id of the running generation
+        self._load_id = ""  # request id of the running LoadModel/SwitchModel
         self._answer_key = -1  # turn index of the answer being generated
         self._pending_question = ""  # typed before the model was ready
 
@@ -108,7 +109,7 @@ class Controller:
         self.view.set_model(info.name, f"{info.quantization} · {_mb(info.bytes)}")
         self.view.set_status(f"Loading {info.name}…", "busy")
         request = p.SwitchModel if switching else p.LoadModel
-        self.send(request(model_id=model_id))
+        self._load_id = self.send(request(model_id=model_id))
 
     switch_model = load_model
 
@@ -237,7 +238,7 @@ class Controller:
         self.view.update_message(self._answer_key, turn.content, False, "")
 
     def _on_GenerateEnd(self, msg: p.GenerateEnd) -> None:
-        if msg.id != self._gen_id:
+        if not self._gen_id or msg.id != self._gen_id:
             return
         turn = self.conversation.turns[self._answer_key]
         turn.complete = msg.reason in ("stop", "length")
@@ -263,7 +264,7 @@ class Controller:
             turn.complete, turn.end_reason = False, "error"
             self.view.update_message(self._answer_key, turn.content, True, "Failed")
             self._end_generation()
-        elif self.state is State.LOADING:
+        elif self.state is State.LOADING and msg.id == self._load_id:
             if self.model is not None:  # a switch failed before the old model was unloaded
                 self._go(State.READY)
                 self.view.set_progress(None, "")
@@ -304,6 +305,8 @@ class Controller:
         self._go(State.FAILED)
         self.view.set_progress(None, "")
         self.view.set_status(f"Error: {message}", "error")
+        if hint:
+            self.view.show_error(message, hint)
 
     def _show_diagnostics(self) -> None:
         data: dict[str, Any] = asdict(self.diagnostics) if self.diagnostics else {}

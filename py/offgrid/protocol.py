@@ -372,7 +372,7 @@ def decode(raw: str | bytes | dict[str, Any]) -> Message:
     else:
         try:
             obj = json.loads(raw)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise ProtocolError("bad_message", f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ProtocolError("bad_message", "a frame must be a JSON object")
@@ -381,7 +381,8 @@ def decode(raw: str | bytes | dict[str, Any]) -> Message:
     if cls is None:
         raise ProtocolError("bad_message", f"unknown message type {type_name!r}", "type")
     version = obj.get("v")
-    if version != PROTOCOL_VERSION:
+    # JSON has one number type: 1.0 is 1 (as in JS), but true is not.
+    if isinstance(version, bool) or version != PROTOCOL_VERSION:
         raise ProtocolError(
             "version_mismatch",
             f"protocol version {version!r}, expected {PROTOCOL_VERSION}",
@@ -390,6 +391,8 @@ def decode(raw: str | bytes | dict[str, Any]) -> Message:
     if not isinstance(obj.get("id", ""), str):
         raise ProtocolError("bad_field", "id must be a string", "id")
     fields = {k: v for k, v in obj.items() if k != "type"}
+    if "v" in fields:
+        fields["v"] = PROTOCOL_VERSION
     return _build(cls, fields, "")
 
 
@@ -398,10 +401,11 @@ def _build(cls: type, data: Any, path: str) -> Any:
         raise ProtocolError("bad_field", f"{path or cls.__name__} must be an object", path)
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(known)
-    if unknown:
-        name = sorted(unknown)[0]
-        raise ProtocolError("bad_field", f"unknown field {_join(path, name)!r}", _join(path, name))
+    # The first unknown key in the frame's own order, as the JS validator reports it.
+    name = next((k for k in data if k not in known), None)
+    if name is not None:
+        where = _join(path, str(name))
+        raise ProtocolError("bad_field", f"unknown field {where!r}", where)
     kwargs = {}
     for name, f in known.items():
         where = _join(path, name)
@@ -442,13 +446,22 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ProtocolError("bad_field", f"{where} must be true or false", where)
         return value
     if tp is int:
+        # 2048.0 is an integer to JSON and to JS, so it is one here too.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ProtocolError("bad_field", f"{where} must be an integer", where)
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ProtocolError("bad_field", f"{where} must be a finite number", where)
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a double
+            number = math.inf
+        if not math.isfinite(number):
+            raise ProtocolError("bad_field", f"{where} must be a finite number", where)
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ProtocolError("bad_field", f"{where} must be a string", where)

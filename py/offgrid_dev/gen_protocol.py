@@ -47,7 +47,8 @@ function checkFields(fields, obj, where) {
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return [`${where || 'frame'} must be an object`, where];
   for (const key of Object.keys(obj)) {
     const path = where ? `${where}.${key}` : key;
-    if (key !== 'type' && !Object.hasOwn(fields, key)) return [`unknown field '${path}'`, path];
+    if (key === 'type' && !where) continue; // the frame's tag, at the top level only
+    if (!Object.hasOwn(fields, key)) return [`unknown field '${path}'`, path];
   }
   for (const [name, spec] of Object.entries(fields)) {
     const path = where ? `${where}.${name}` : name;
@@ -74,7 +75,7 @@ export function validate(frame) {
   const fields = typeof frame.type === 'string' && Object.hasOwn(SCHEMA.messages, frame.type) ? SCHEMA.messages[frame.type] : null;
   if (!fields) return fail('bad_message', `unknown message type ${JSON.stringify(frame.type)}`, 'type');
   if (frame.v !== PROTOCOL_VERSION) return fail('version_mismatch', `protocol version ${JSON.stringify(frame.v)}, expected ${PROTOCOL_VERSION}`, 'v');
-  if (typeof frame.id !== 'string') return fail('bad_field', 'id must be a string', 'id');
+  if ('id' in frame && typeof frame.id !== 'string') return fail('bad_field', 'id must be a string', 'id');
   const err = checkFields(fields, frame, '');
   if (err) return fail('bad_field', err[0], err[1]);
   return { ok: true, msg: withDefaults(fields, frame) };
@@ -84,9 +85,15 @@ function withDefaults(fields, obj) {
   const out = { ...obj };
   for (const [name, spec] of Object.entries(fields)) {
     if (!(name in out)) out[name] = structuredClone(spec.default);
-    else if (spec.t === 'object') out[name] = withDefaults(SCHEMA.objects[spec.name], out[name]);
+    else out[name] = fillValue(spec, out[name]);
   }
   return out;
+}
+
+function fillValue(spec, value) {
+  if (spec.t === 'object') return withDefaults(SCHEMA.objects[spec.name], value);
+  if (spec.t === 'list') return value.map((item) => fillValue(spec.item, item));
+  return value;
 }
 
 /**
@@ -120,7 +127,7 @@ def render() -> str:
         f"export const ERROR_CODES = Object.freeze({json.dumps(s['error_codes'])});",
         "",
         "export const SCHEMA = " + json.dumps(
-            {"messages": s["messages"], "objects": s["objects"]}, indent=1, sort_keys=True
+            {"messages": s["messages"], "objects": s["objects"]}, indent=1  # declaration order: errors name the same field as Python
         ) + ";",
         VALIDATOR,
     ]
