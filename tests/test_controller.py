@@ -65,10 +65,15 @@ def load(h: Harness) -> None:
     h.feed(p.ModelLoaded(id=h.last_sent().id, model_id="tiny", name="Tiny Model", n_ctx=2048))
 
 
-def ask(h: Harness, text: str) -> p.Chat:
+def ask(h: Harness, text: str, n_tokens: int = 20) -> p.Chat:
+    """Submit, answer the exact count the controller asks for, return the Chat it then sends."""
     assert h.ctl.submit(text) is True
+    count = h.last_sent()
+    assert isinstance(count, p.CountTokens) and count.messages[-1] == p.ChatMessage("user", text.strip())
+    h.feed(p.TokenCount(id=count.id, n_tokens=n_tokens))
     chat = h.last_sent()
     assert isinstance(chat, p.Chat)
+    assert chat.messages == count.messages  # the counted window is the one sent
     return chat
 
 
@@ -197,8 +202,8 @@ def test_question_asked_while_loading_is_sent_when_ready(h):
     assert h.ctl.submit("early question") is True
     assert not any(isinstance(m, p.Chat) for m in h.sent())  # held back
     h.feed(p.ModelLoaded(id=load_id, model_id="tiny", name="Tiny Model"))
-    chat = h.last_sent()
-    assert isinstance(chat, p.Chat) and chat.messages[-1] == p.ChatMessage("user", "early question")
+    count = h.last_sent()
+    assert isinstance(count, p.CountTokens) and count.messages[-1] == p.ChatMessage("user", "early question")
     assert h.ctl.state is State.GENERATING
 
 
@@ -270,3 +275,100 @@ def test_stray_generate_end_without_generation_is_ignored(h):
     load(h)
     h.feed(p.GenerateEnd(id="", reason="aborted"))
     assert h.ctl.state is State.READY and h.ctl.conversation.turns == []
+
+
+# ------------------------------------------------------------ context window (issue 5)
+
+
+def small_context(h: Harness) -> None:
+    """n_ctx 512 with max_tokens 128: the prompt may use 512 - 128 = 384 tokens."""
+    h.ctl.library.app_settings["n_ctx"] = 512
+    h.ctl.conversation.settings.sampling = dataclasses.replace(h.ctl.sampling, max_tokens=128)
+
+
+def finish(h: Harness, chat: p.Chat, text: str) -> None:
+    h.feed(p.Delta(id=chat.id, text=text))
+    h.feed(p.GenerateEnd(id=chat.id, reason="stop", text=text, completion_tokens=len(text) // 4 + 1))
+
+
+def test_answer_budget_fits_what_the_exact_count_leaves():
+    h = Harness()
+    load(h)
+    small_context(h)
+    chat = ask(h, "hi", n_tokens=300)
+    # 512 - 300 = 212 tokens are left, but max_tokens (128) is smaller.
+    assert chat.sampling.max_tokens == 128
+    finish(h, chat, "Hello!")
+    chat = ask(h, "more", n_tokens=384)
+    assert chat.sampling.max_tokens == 128  # 384 + 128 = 512: exactly full, never over
+
+
+def test_an_exact_count_over_the_limit_slides_the_window_and_marks_old_turns():
+    h = Harness()
+    load(h)
+    small_context(h)
+    for i in range(3):
+        chat = ask(h, f"question {i}")
+        finish(h, chat, "answer " * 10)
+    assert h.ctl.submit("question 3")
+    count = h.last_sent()
+    assert count.messages[1] == p.ChatMessage("user", "question 0")  # estimates said it all fits
+    h.feed(p.TokenCount(id=count.id, n_tokens=400))  # but the exact count is over 384
+    recount = h.last_sent()
+    assert isinstance(recount, p.CountTokens)
+    assert recount.messages[0].role == "system"  # the system prompt is always kept
+    assert recount.messages[1] == p.ChatMessage("user", "question 1")  # the oldest exchange went
+    h.feed(p.TokenCount(id=recount.id, n_tokens=300))
+    chat = h.last_sent()
+    assert isinstance(chat, p.Chat) and chat.messages == recount.messages
+    assert h.view.last("set_out_of_view") == (2,)  # turns 0 and 1 are outside the model's view
+
+
+def test_a_question_too_long_for_the_context_gets_a_clear_error():
+    h = Harness()
+    load(h)
+    small_context(h)
+    assert h.ctl.submit("x " * 2000)  # ~1334 estimated tokens > 384
+    message, hint = h.view.last("show_error")
+    assert "too long" in message and "384 tokens" in message and "context size" in hint
+    assert not any(isinstance(m, (p.Chat, p.CountTokens)) for m in h.sent())
+    assert h.ctl.state is State.READY
+    assert h.ctl.conversation.turns[-1].end_reason == "error"
+
+
+def test_regenerate_replaces_the_last_answer():
+    h = Harness()
+    load(h)
+    chat = ask(h, "Name a colour")
+    finish(h, chat, "Blue.")
+    assert h.ctl.regenerate()
+    count = h.last_sent()
+    assert isinstance(count, p.CountTokens) and count.messages[-1] == p.ChatMessage("user", "Name a colour")
+    assert [t.role for t in h.ctl.conversation.turns] == ["user", "assistant"]
+    assert h.ctl.conversation.turns[-1].content == ""
+
+
+def test_edit_a_past_question_drops_what_followed():
+    h = Harness()
+    load(h)
+    for q in ("first", "second"):
+        finish(h, ask(h, q), "ok")
+    assert h.ctl.edit(0, "first, edited")
+    count = h.last_sent()
+    assert [m.content for m in count.messages[1:]] == ["first, edited"]
+    assert len(h.ctl.conversation.turns) == 2
+    assert not h.ctl.edit(1, "an answer is not a question")  # refused: generating, and not a user turn
+
+
+def test_switching_conversations_redraws_and_keeps_both():
+    h = Harness()
+    load(h)
+    finish(h, ask(h, "in the first"), "ok")
+    first = h.ctl.conversation.id
+    h.ctl.new_conversation()
+    assert h.ctl.conversation.turns == [] and h.view.last("clear_messages") == ()
+    finish(h, ask(h, "in the second"), "ok")
+    h.ctl.select_conversation(first)
+    assert h.ctl.conversation.turns[0].content == "in the first"
+    items, current = h.view.last("set_conversations")
+    assert current == first and {i["title"] for i in items} == {"in the first", "in the second"}

@@ -177,7 +177,7 @@ async function runGeneration(id, msg) {
   const abort = new AbortController();
   state.generation = { id, abort };
   try {
-    if (msg.type === T.CountTokens) post(T.TokenCount, { n_tokens: await countTokens(state.wllama, msg.text) }, id);
+    if (msg.type === T.CountTokens) post(T.TokenCount, await countTokens(state.wllama, msg), id);
     else await generate(state.wllama, id, msg, abort.signal, post, state.choice?.backend ?? '');
   } catch (err) {
     fail(id, 'inference_failed', `The engine failed: ${err?.message ?? err}`, 'Try again; if it persists, reload the model.');

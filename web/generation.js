@@ -73,12 +73,17 @@ export async function generate(w, id, req, signal, post, backend) {
 }
 
 /**
- * Exact token count of `text` as a raw prompt, from llama.cpp's own prompt evaluation.
+ * Exact token count from llama.cpp's own prompt evaluation: of `text` as a raw
+ * prompt, or of the chat prompt the model's template makes of `messages`
+ * (then the evaluated prefix stays cached for the Chat that follows).
  * Streamed, with one token generated: wllama 3.8.1's glue fails when a
  * non-streamed result ends inside a multi-byte character (an emoji, say).
  */
-export async function countTokens(w, text) {
+export async function countTokens(w, req) {
   let last = null;
-  await w.createCompletion({ prompt: text, max_tokens: 1, temperature: 0, cache_prompt: false, stream: true, onData: (c) => { last = c; } });
-  return last?.usage?.prompt_tokens ?? last?.timings?.prompt_n ?? 0;
+  const params = { max_tokens: 1, temperature: 0, stream: true, onData: (c) => { last = c; } };
+  if (req.messages.length) await w.createChatCompletion({ ...params, messages: req.messages, cache_prompt: true });
+  else await w.createCompletion({ ...params, prompt: req.text, cache_prompt: false });
+  const t = last?.timings;
+  return { n_tokens: last?.usage?.prompt_tokens ?? (t ? t.prompt_n + t.cache_n : 0), cached_tokens: t?.cache_n ?? 0 };
 }

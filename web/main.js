@@ -3,6 +3,7 @@
 import { createBridge } from './bridge.js';
 import * as view from './view.js';
 import { createApi } from './offgrid_api.js';
+import * as store from './conversation_store.js';
 
 performance.mark('offgrid:boot');
 const worker = new Worker(new URL('./engine.worker.js', import.meta.url), { type: 'module', name: 'engine' });
@@ -25,6 +26,7 @@ window.offgrid = createApi(bridge, () => controller);
 
 async function bootPython() {
   view.setStatus('Loading the Python runtime…', 'busy');
+  const stored = store.loadAll(); // read while Pyodide boots
   const { loadPyodide } = await import('../vendor/pyodide/pyodide.mjs');
   pyodide = await loadPyodide({
     indexURL: new URL('../vendor/pyodide/', import.meta.url).href,
@@ -32,7 +34,7 @@ async function bootPython() {
   });
   performance.mark('offgrid:pyodide-ready');
   booting = false;
-  controller = pyodide.pyimport('offgrid.browser').start(bridge, view);
+  controller = pyodide.pyimport('offgrid.browser').start(bridge, view, store, await stored);
 }
 
 bootPython().catch((err) => {

@@ -343,6 +343,15 @@ export const SCHEMA = {
     "t": "str",
     "required": false,
     "default": ""
+   },
+   "messages": {
+    "t": "list",
+    "item": {
+     "t": "object",
+     "name": "ChatMessage"
+    },
+    "required": false,
+    "default": []
    }
   },
   "GetDiagnostics": {
@@ -662,6 +671,11 @@ export const SCHEMA = {
     "default": 1
    },
    "n_tokens": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "cached_tokens": {
     "t": "int",
     "required": false,
     "default": 0

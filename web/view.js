@@ -1,5 +1,8 @@
 // The DOM side of the app. It draws what the controller tells it to and
 // forwards the person's actions; it keeps no chat state of its own.
+import { bindPanels } from './panels.js';
+
+export { setConversations, setSettings, download } from './panels.js';
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const els = {
@@ -55,10 +58,61 @@ export function addMessage(key, role, text, complete) {
   body.textContent = text;
   const note = document.createElement('p');
   note.className = 'note';
-  el.append(who, body, note);
+  const outside = document.createElement('p');
+  outside.className = 'outside';
+  outside.textContent = "Outside the model's view: too far back for its context";
+  el.append(who, outside, body, note, actionsFor(role));
   els.log.append(el);
   messages.set(key, el);
   els.log.scrollTop = els.log.scrollHeight;
+}
+
+function actionsFor(role) {
+  const row = document.createElement('div');
+  row.className = 'actions';
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'small secondary';
+  button.dataset.action = role === 'user' ? 'edit' : 'regenerate';
+  button.textContent = role === 'user' ? 'Edit' : 'Regenerate';
+  row.append(button);
+  return row;
+}
+
+export function clearMessages() {
+  messages.clear();
+  pending.clear();
+  els.log.querySelectorAll('.msg').forEach((el) => el.remove());
+  els.empty.hidden = false;
+}
+
+/** Dim the messages before `firstKey`: the model no longer sees them. */
+export function setOutOfView(firstKey) {
+  for (const [key, el] of messages) el.classList.toggle('out-of-view', key < firstKey);
+}
+
+/** Turn user message `el` into an editor; saving asks the controller to answer it again. */
+function startEdit(el, controller) {
+  const body = el.querySelector('.text');
+  const editor = document.createElement('form');
+  editor.className = 'editor';
+  const area = document.createElement('textarea');
+  area.value = body.textContent;
+  area.setAttribute('aria-label', 'Edit question');
+  const save = Object.assign(document.createElement('button'), { type: 'submit', textContent: 'Save & regenerate' });
+  const cancel = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Cancel', className: 'secondary' });
+  editor.append(area, save, cancel);
+  body.hidden = true;
+  body.after(editor);
+  area.focus();
+  const close = () => { editor.remove(); body.hidden = false; };
+  cancel.addEventListener('click', close);
+  editor.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const key = Number(el.dataset.key);
+    close();
+    controller.edit(key, area.value);
+  });
 }
 
 export function updateMessage(key, text, complete, note) {
@@ -80,6 +134,7 @@ export function setGenerating(on) {
   els.send.disabled = on;
   els.picker.disabled = on;
   els.log.setAttribute('aria-busy', String(on));
+  document.body.classList.toggle('generating', on);
 }
 
 export function setModel(name, detail) {
@@ -154,6 +209,13 @@ export function bind(controller) {
   els.picker.addEventListener('change', () => { if (els.picker.value) controller.switch_model(els.picker.value); });
   els.unload.addEventListener('click', () => controller.unload());
   els.cont.addEventListener('click', () => controller.continue_answer());
+  els.log.addEventListener('click', (e) => {
+    const button = /** @type {HTMLElement} */ (e.target).closest('button[data-action]');
+    if (!button) return;
+    if (button.dataset.action === 'regenerate') controller.regenerate();
+    else startEdit(button.closest('.msg'), controller);
+  });
+  bindPanels(controller);
   els.send.disabled = false;
 }
 

@@ -1,5 +1,6 @@
 """The one module that knows about JavaScript: it wires the controller to the
-page's bridge (frames to and from the engine worker) and view (the DOM).
+page's bridge (frames to and from the engine worker), view (the DOM) and
+conversation store (IndexedDB).
 
 Only plain values cross the boundary (strings, numbers, JSON text), so no
 proxy outlives a call except the two created in `start`.
@@ -13,6 +14,7 @@ from typing import Any
 from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 
 from .controller import Controller
+from .library import Library
 
 
 class JsView:
@@ -33,6 +35,12 @@ class JsView:
     def update_message(self, key: int, text: str, complete: bool, note: str) -> None:
         self._js.updateMessage(key, text, complete, note)
 
+    def clear_messages(self) -> None:
+        self._js.clearMessages()
+
+    def set_out_of_view(self, first_key: int) -> None:
+        self._js.setOutOfView(first_key)
+
     def set_generating(self, on: bool) -> None:
         self._js.setGenerating(on)
 
@@ -45,16 +53,45 @@ class JsView:
     def set_can_continue(self, on: bool) -> None:
         self._js.setCanContinue(on)
 
+    def set_conversations(self, items: list[dict[str, Any]], current: str) -> None:
+        self._js.setConversations(json.dumps(items), current)
+
+    def set_settings(self, settings: dict[str, Any]) -> None:
+        self._js.setSettings(json.dumps(settings))
+
     def set_diagnostics(self, data: dict[str, Any]) -> None:
         self._js.setDiagnostics(json.dumps(data))
 
     def show_error(self, message: str, hint: str) -> None:
         self._js.showError(message, hint)
 
+    def download(self, filename: str, mime: str, text: str) -> None:
+        self._js.download(filename, mime, text)
 
-def start(bridge: Any, js_view: Any) -> Controller:
-    """Called once by web/main.js after Pyodide has loaded this package."""
-    controller = Controller(send=bridge.send, view=JsView(js_view))
+
+class JsStorage:
+    """Adapts the Library's Storage calls to web/conversation_store.js (fire and forget)."""
+
+    def __init__(self, js_store: Any) -> None:
+        self._js = js_store
+
+    def save_conversation(self, conv_id: str, data: str) -> None:
+        self._js.save(conv_id, data)
+
+    def delete_conversation(self, conv_id: str) -> None:
+        self._js.remove(conv_id)
+
+    def save_settings(self, data: str) -> None:
+        self._js.saveSettings(data)
+
+
+def start(bridge: Any, js_view: Any, js_store: Any, initial: str) -> Controller:
+    """Called once by web/main.js after Pyodide has loaded this package.
+
+    `initial` is the conversation store's content, read while Pyodide booted.
+    """
+    library = Library(JsStorage(js_store), initial)
+    controller = Controller(send=bridge.send, view=JsView(js_view), library=library)
     bridge.attach(create_proxy(controller.on_frame))
     # One proxy for the controller's lifetime; the view calls its action methods.
     js_view.bind(create_proxy(controller))

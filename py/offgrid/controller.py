@@ -1,9 +1,14 @@
-"""The chat controller: owns the conversation, the model lifecycle and the
+"""The chat controller: owns the conversations, the model lifecycle and the
 generation state, and talks to the engine only through protocol frames.
 
-Pure Python: `send` posts a frame (a JSON string) to the engine worker, and
-`view` is anything with the `View` methods (the browser adapter, or a recorder
-in tests). Frames from the engine come in through `on_frame`.
+Pure Python: `send` posts a frame (a JSON string) to the engine worker, `view`
+is anything with the View methods (the browser adapter, or a recorder in
+tests), and the Library persists conversations. Frames from the engine come in
+through `on_frame`.
+
+Sending a question goes: count the chosen window exactly (CountTokens on the
+templated messages; the engine caches that prefix for the answer), slide the
+window if the count is over the limit, then Chat.
 """
 
 from __future__ import annotations
@@ -12,17 +17,21 @@ import enum
 import itertools
 import json
 from dataclasses import asdict, replace
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
+from . import context
 from . import protocol as p
 from .conversation import Conversation
+from .conversation_actions import NOTES, ConversationActions
+from .library import Library, MemoryStorage
+from .view import View
 
 
 class State(enum.Enum):
     BOOTING = "booting"  # waiting for the engine's model list
     LOADING = "loading"  # a model is downloading or loading
     READY = "ready"  # a question can be sent
-    GENERATING = "generating"
+    GENERATING = "generating"  # counting the prompt, then streaming the answer
     IDLE = "idle"  # no model loaded (after Unload)
     FAILED = "failed"  # no model could be loaded; the error says why
 
@@ -40,41 +49,43 @@ _TRANSITIONS: dict[State, set[State]] = {
 }
 
 
-class View(Protocol):
-    def set_status(self, text: str, state: str) -> None: ...
-    def set_progress(self, fraction: float | None, detail: str) -> None: ...
-    def add_message(self, key: int, role: str, text: str, complete: bool) -> None: ...
-    def update_message(self, key: int, text: str, complete: bool, note: str) -> None: ...
-    def set_generating(self, on: bool) -> None: ...
-    def set_model(self, name: str, detail: str) -> None: ...
-    def set_models(self, models: list[dict[str, Any]], current: str) -> None: ...
-    def set_can_continue(self, on: bool) -> None: ...
-    def set_diagnostics(self, data: dict[str, Any]) -> None: ...
-    def show_error(self, message: str, hint: str) -> None: ...
-
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-class Controller:
-    def __init__(self, send: Callable[[str], None], view: View) -> None:
+class Controller(ConversationActions):
+    def __init__(self, send: Callable[[str], None], view: View, library: Library | None = None) -> None:
         self._send_raw = send
         self.view = view
+        self.library = library or Library(MemoryStorage())
         self.state = State.BOOTING
-        self.conversation = Conversation()
         self.models: dict[str, p.ModelInfo] = {}
         self.default_model = ""
         self.model: p.ModelLoaded | None = None
         self.diagnostics: p.Diagnostics | None = None
         self.last_speed: p.Speed | None = None
-        # Small models ramble when hot; a low temperature keeps answers on topic.
-        self.sampling = p.Sampling(temperature=0.2)
+        self.last_usage: p.GenerateEnd | None = None
         self._ids = (f"c{i}" for i in itertools.count(1))
-        self._gen_id = ""  # request id of the running generation
+        self._gen_id = ""  # request id of the running generation (or of its token count)
         self._load_id = ""  # request id of the running LoadModel/SwitchModel
         self._answer_key = -1  # turn index of the answer being generated
+        self._window_start = 0  # first turn the model saw in the last request
+        self._pending_chat: p.Chat | p.Continue | None = None  # waiting for its TokenCount
         self._pending_question = ""  # typed before the model was ready
+        self._continuing = False  # the running generation extends an existing answer
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.library.current
+
+    @property
+    def sampling(self) -> p.Sampling:
+        return self.conversation.settings.sampling
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.library.app_settings.get("n_ctx", 2048))
 
     # ------------------------------------------------------------ outgoing
 
@@ -91,6 +102,7 @@ class Controller:
 
     def start(self) -> None:
         self.view.set_status("Starting the engine…", "busy")
+        self._show_conversation()
         self.send(p.ListModels())
         self.send(p.GetDiagnostics())
 
@@ -109,7 +121,8 @@ class Controller:
         self.view.set_model(info.name, f"{info.quantization} · {_mb(info.bytes)}")
         self.view.set_status(f"Loading {info.name}…", "busy")
         request = p.SwitchModel if switching else p.LoadModel
-        self._load_id = self.send(request(model_id=model_id))
+        self._load_id = self.send(request(model_id=model_id, n_ctx=self.n_ctx))
+        self.library.save_app_settings(model_id=model_id)
 
     switch_model = load_model
 
@@ -118,17 +131,7 @@ class Controller:
             self.view.set_status("Unloading…", "busy")
             self.send(p.UnloadModel())
 
-    def continue_answer(self) -> bool:
-        """Extend the last answer if it was stopped or cut at the length limit."""
-        turns = self.conversation.turns
-        if self.state is not State.READY or not turns or turns[-1].role != "assistant" or turns[-1].complete:
-            return False
-        if not turns[-1].content:
-            return False
-        self._answer_key = len(turns) - 1
-        self._start_generation(p.Continue(messages=self.conversation.to_messages(), sampling=self.sampling))
-        self.view.update_message(self._answer_key, turns[-1].content, False, "")
-        return True
+    # ------------------------------------------------------------ asking
 
     def submit(self, text: str) -> bool:
         """A question from the person. Returns False when it was not accepted."""
@@ -143,25 +146,116 @@ class Controller:
             self._pending_question = text
             self.view.set_status("Your question will be sent when the model is ready…", "busy")
             return True
-        self.conversation.add("user", text)
-        self.view.add_message(len(self.conversation.turns) - 1, "user", text, True)
-        self._answer_key = self.conversation.add("assistant", "", complete=False)
-        self.view.add_message(self._answer_key, "assistant", "", False)
-        self._start_generation(p.Chat(messages=self.conversation.to_messages(), sampling=self.sampling))
+        conv = self.conversation
+        key = conv.add("user", text)
+        self.view.add_message(key, "user", text, True)
+        self._ask()
         return True
 
-    def _start_generation(self, request: p.Chat | p.Continue) -> None:
-        self._go(State.GENERATING)
-        self.conversation.turns[self._answer_key].complete = False
-        self.view.set_generating(True)
-        self.view.set_can_continue(False)
-        self.view.set_status("Thinking…", "busy")
-        self._gen_id = self.send(request)
+    def regenerate(self) -> bool:
+        """Answer the last question again, replacing the last answer."""
+        turns = self.conversation.turns
+        if self.state is not State.READY or not turns:
+            return False
+        if turns[-1].role == "assistant":
+            turns.pop()
+        if not turns or turns[-1].role != "user":
+            return False
+        self._show_conversation()
+        self._ask()
+        return True
+
+    def edit(self, key: int, text: str) -> bool:
+        """Replace question `key`, drop everything after it, and answer it again."""
+        turns = self.conversation.turns
+        text = text.strip()
+        if self.state is not State.READY or not text or not (0 <= key < len(turns)) or turns[key].role != "user":
+            return False
+        del turns[key + 1:]
+        turns[key] = replace(turns[key], content=text, n_tokens=0)
+        self._window_start = min(self._window_start, key)
+        self._show_conversation()
+        self._ask()
+        return True
+
+    def continue_answer(self) -> bool:
+        """Extend the last answer if it was stopped, cut at the length limit or interrupted."""
+        turns = self.conversation.turns
+        if self.state is not State.READY or not turns or turns[-1].role != "assistant" or turns[-1].complete:
+            return False
+        if not turns[-1].content:
+            return False
+        self._answer_key = len(turns) - 1
+        turns[-1].end_reason = ""
+        self.view.update_message(self._answer_key, turns[-1].content, False, "")
+        self._prepare(p.Continue(sampling=self.sampling))
+        return True
 
     def stop(self) -> None:
         if self.state is State.GENERATING:
             self.view.set_status("Stopping…", "busy")
-            self.send(p.Stop(target=self._gen_id))
+            if self._pending_chat is not None:
+                self._pending_chat = None  # still counting: never send the Chat
+                self._finish_answer("aborted")
+            else:
+                self.send(p.Stop(target=self._gen_id))
+
+    def _ask(self) -> None:
+        conv = self.conversation
+        self._answer_key = conv.add("assistant", "", complete=False)
+        self.view.add_message(self._answer_key, "assistant", "", False)
+        self.library.save(conv)
+        self._show_conversations()
+        self._prepare(p.Chat(sampling=self.sampling))
+
+    def _prepare(self, request: p.Chat | p.Continue) -> None:
+        """Choose the window, then count it exactly before sending `request`."""
+        self._continuing = isinstance(request, p.Continue)
+        self._go(State.GENERATING)
+        self.view.set_generating(True)
+        self.view.set_can_continue(False)
+        self.view.set_status("Thinking…", "busy")
+        conv = self.conversation
+        upto = self._answer_key if isinstance(request, p.Chat) else len(conv.turns)
+        turns = conv.turns[:upto]
+        limit = context.prompt_limit(self.n_ctx, self.sampling.max_tokens)
+        system = context.estimate(conv.system_prompt) + context.TEMPLATE_OVERHEAD
+        start = context.choose_start([context.turn_cost(t) for t in turns], context.exchange_starts(turns),
+                                     system, limit, self._window_start)
+        if start is None:
+            return self._too_long()
+        self._count(request, start)
+
+    def _count(self, request: p.Chat | p.Continue, start: int) -> None:
+        self._window_start = start
+        messages = self.conversation.to_messages(start)
+        self._pending_chat = replace(request, messages=messages)
+        self._gen_id = self.send(p.CountTokens(messages=messages))
+
+    def _on_TokenCount(self, msg: p.TokenCount) -> None:
+        if msg.id != self._gen_id or self._pending_chat is None:
+            return
+        request, self._pending_chat = self._pending_chat, None
+        limit = context.prompt_limit(self.n_ctx, self.sampling.max_tokens)
+        if msg.n_tokens > limit:
+            turns = self.conversation.turns
+            later = context.next_start(context.exchange_starts(turns[: self._answer_key + 1]), self._window_start)
+            if later is None or later > self._answer_key:
+                return self._too_long(msg.n_tokens)
+            return self._count(request, later)
+        self.view.set_out_of_view(self._window_start)
+        budget = min(self.sampling.max_tokens, self.n_ctx - msg.n_tokens)
+        sampling = replace(request.sampling, max_tokens=max(1, budget))
+        self._gen_id = self.send(replace(request, sampling=sampling))
+
+    def _too_long(self, counted: int = 0) -> None:
+        limit = context.prompt_limit(self.n_ctx, self.sampling.max_tokens)
+        size = f" ({counted} tokens)" if counted else ""
+        self.view.show_error(
+            f"This message is too long for the model's context{size}: at most {limit} tokens fit.",
+            "Shorten it, or raise the context size in settings.",
+        )
+        self._finish_answer("error")
 
     # ------------------------------------------------------------ incoming
 
@@ -188,17 +282,13 @@ class Controller:
         self.default_model = msg.default_id
         self._show_models()
         if self.state is State.BOOTING and self.default_model:
-            self.load_model(self.default_model)
+            remembered = self.library.app_settings.get("model_id", "")
+            self.load_model(remembered if remembered in self.models else self.default_model)
 
     def _on_LoadProgress(self, msg: p.LoadProgress) -> None:
         frac = msg.loaded / msg.total if msg.total else None
-        verb = {
-            "download": "Downloading",
-            "verify": "Verifying",
-            "store": "Storing",
-            "read": "Reading from storage",
-            "init": "Starting",
-        }[msg.phase]
+        verb = {"download": "Downloading", "verify": "Verifying", "store": "Storing",
+                "read": "Reading from storage", "init": "Starting"}[msg.phase]
         name = self.models[msg.model_id].name if msg.model_id in self.models else "model"
         detail = f"{_mb(msg.loaded)} / {_mb(msg.total)}" if msg.total else ""
         pct = f" {frac * 100:.0f}%" if frac is not None and msg.phase == "download" else ""
@@ -229,25 +319,23 @@ class Controller:
             self._show_models()
 
     def _on_Delta(self, msg: p.Delta) -> None:
-        if msg.id != self._gen_id or self._answer_key < 0:
+        if not self._gen_id or msg.id != self._gen_id or self._answer_key < 0:
             return
         turn = self.conversation.turns[self._answer_key]
         turn.content += msg.text
         if self.state is State.GENERATING:
             self.view.set_status("Writing…", "busy")
         self.view.update_message(self._answer_key, turn.content, False, "")
+        self.library.save(streaming=True)
 
     def _on_GenerateEnd(self, msg: p.GenerateEnd) -> None:
         if not self._gen_id or msg.id != self._gen_id:
             return
+        self.last_usage = msg
         turn = self.conversation.turns[self._answer_key]
-        turn.complete = msg.reason in ("stop", "length")
-        turn.end_reason = msg.reason
-        note = {"aborted": "Stopped", "length": "Cut at the length limit", "error": "Failed"}.get(
-            msg.reason, ""
-        )
-        self.view.update_message(self._answer_key, turn.content, True, note)
-        self._end_generation()
+        # Exact for an answer made in one go; a continued one falls back to an estimate.
+        turn.n_tokens = msg.completion_tokens if not self._continuing else 0
+        self._finish_answer(msg.reason)
 
     def _on_Speed(self, msg: p.Speed) -> None:
         self.last_speed = msg
@@ -260,10 +348,8 @@ class Controller:
     def _on_EngineError(self, msg: p.EngineError) -> None:
         self.view.show_error(msg.message, msg.hint)
         if self.state is State.GENERATING and msg.id == self._gen_id:
-            turn = self.conversation.turns[self._answer_key]
-            turn.complete, turn.end_reason = False, "error"
-            self.view.update_message(self._answer_key, turn.content, True, "Failed")
-            self._end_generation()
+            self._pending_chat = None
+            self._finish_answer("error")
         elif self.state is State.LOADING and msg.id == self._load_id:
             if self.model is not None:  # a switch failed before the old model was unloaded
                 self._go(State.READY)
@@ -275,28 +361,20 @@ class Controller:
 
     # ------------------------------------------------------------ helpers
 
-    def _end_generation(self) -> None:
+    def _finish_answer(self, reason: str) -> None:
+        turn = self.conversation.turns[self._answer_key]
+        # Only a natural end is complete; a cut or stopped answer can be continued.
+        turn.complete = reason == "stop"
+        turn.end_reason = reason
+        self.view.update_message(self._answer_key, turn.content, True, NOTES.get(turn.end_reason, ""))
+        self.library.save()
         self._gen_id, self._answer_key = "", -1
         self._go(State.READY)
         self.view.set_generating(False)
         last = self.conversation.turns[-1]
         self.view.set_can_continue(last.role == "assistant" and not last.complete and bool(last.content))
+        self._show_conversations()
         self._ready()
-
-    def _show_models(self) -> None:
-        current = self.model.model_id if self.model else ""
-        self.view.set_models([asdict(m) for m in self.models.values()], current)
-
-    def snapshot(self) -> dict[str, Any]:
-        """Plain data for window.offgrid.state()."""
-        return {
-            "state": self.state.value,
-            "model_id": self.model.model_id if self.model else "",
-            "turns": [asdict(t) for t in self.conversation.turns],
-        }
-
-    def snapshot_json(self) -> str:
-        return json.dumps(self.snapshot())
 
     def _ready(self) -> None:
         self.view.set_status("Ready", "ready")
@@ -308,9 +386,25 @@ class Controller:
         if hint:
             self.view.show_error(message, hint)
 
+    def _show_models(self) -> None:
+        current = self.model.model_id if self.model else ""
+        self.view.set_models([asdict(m) for m in self.models.values()], current)
+
     def _show_diagnostics(self) -> None:
         data: dict[str, Any] = asdict(self.diagnostics) if self.diagnostics else {}
         if self.last_speed:
             data["last_answer"] = asdict(self.last_speed)
         self.view.set_diagnostics(data)
 
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for window.offgrid.state()."""
+        return {
+            "state": self.state.value,
+            "model_id": self.model.model_id if self.model else "",
+            "conversation_id": self.conversation.id,
+            "window_start": self._window_start,
+            "turns": [asdict(t) for t in self.conversation.turns],
+        }
+
+    def snapshot_json(self) -> str:
+        return json.dumps(self.snapshot())
