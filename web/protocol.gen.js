@@ -202,6 +202,11 @@ export const SCHEMA = {
      "max_tokens": 512,
      "stop": []
     }
+   },
+   "reuse_cache": {
+    "t": "bool",
+    "required": false,
+    "default": true
    }
   },
   "ChatBatch": {
