@@ -88,7 +88,6 @@ function wrapCode(pre) {
   copy.type = 'button';
   copy.className = 'copy secondary';
   copy.textContent = 'Copy';
-  copy.setAttribute('aria-label', `Copy ${lang || 'code'}`);
   bar.append(name, copy);
   const scroller = scrollBox('code-scroll', `${lang || 'Code'} block`);
   pre.replaceWith(box);

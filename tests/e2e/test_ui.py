@@ -151,6 +151,8 @@ def test_payloads_typed_as_questions_stay_plain_text(app):
         app.ask(payload)
         app.page.wait_for_function(f"() => document.querySelectorAll('.msg.user').length === {i + 1}")
         # No need for whole answers: stop each once it has begun (it still renders as Markdown).
+        app.page.wait_for_function("() => document.querySelector('.msg.assistant:last-child .text')?.textContent"
+                                   " || document.querySelector('[role=status]').textContent === 'Ready'")
         if app.button("Stop").is_enabled():
             app.button("Stop").click()
         app.wait_ready()
@@ -196,7 +198,7 @@ def test_question_typed_during_cold_start_is_sent_when_ready(browser, server, ar
     page.set_default_timeout(180_000)
     held = []
     # Hold Python's runtime back until the question is in, so it is typed before Python is up.
-    page.route("**/vendor/pyodide/pyodide.asm.wasm", held.append)
+    page.route("**/vendor/pyodide/pyodide.asm.wasm", lambda route: held.append(route))
     page.goto(server.url + "/")
     page.wait_for_function("() => document.getElementById('progress-detail').textContent.includes('MB')"
                            " || document.querySelector('[role=status]').textContent.includes('Python')")
@@ -225,7 +227,7 @@ def test_screens_are_accessible_and_fit_a_phone(browser, server, artifacts, sche
     page = context.new_page()
     page.set_default_timeout(180_000)
     held = []
-    page.route("**/vendor/pyodide/pyodide.asm.wasm", held.append)
+    page.route("**/vendor/pyodide/pyodide.asm.wasm", lambda route: held.append(route))
     page.goto(server.url + "/")
     page.wait_for_function("() => document.querySelector('[role=status]').textContent.includes('Python')")
     found = _axe(page, "booting")
@@ -269,6 +271,8 @@ def test_screens_are_accessible_and_fit_a_phone(browser, server, artifacts, sche
     page.wait_for_function("() => document.getElementById('diagnostics-body').children.length > 0")
     found += _axe(page, "diagnostics")
     page.get_by_text("Model & diagnostics").click()
+    page.get_by_role("button", name="Dismiss error").click()
+    box.fill("")
 
     # Phone: a long code line and a wide table scroll inside themselves, never the page.
     page.set_viewport_size(PHONE)
