@@ -75,3 +75,16 @@ def test_binds_loopback_by_default(monkeypatch, site):
     monkeypatch.setattr("flask.Flask.run", lambda self, host, port, **kw: seen.update(host=host, port=port))
     main(["--root", str(site)])
     assert seen == {"host": "127.0.0.1", "port": 8000}
+
+
+def test_content_security_policy_header_matches_the_page(client):
+    from offgrid_dev.server import CSP, HEADER_CSP
+
+    r = client.get("/")
+    assert r.headers["Content-Security-Policy"] == HEADER_CSP == CSP + "; frame-ancestors 'none'"
+    assert "'unsafe-inline'" not in CSP and "'unsafe-eval'" not in CSP and "'wasm-unsafe-eval'" in CSP
+    # Every response carries it (workers take their policy from their own response).
+    assert client.get("/m.mjs").headers["Content-Security-Policy"] == HEADER_CSP
+    # static/index.html repeats it as a <meta>, for static hosts that send no header.
+    page = (Path(__file__).resolve().parents[1] / "static" / "index.html").read_text()
+    assert f'<meta http-equiv="Content-Security-Policy" content="{CSP}">' in page

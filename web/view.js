@@ -1,5 +1,6 @@
 // The DOM side of the app. It draws what the controller tells it to and
 // forwards the person's actions; it keeps no chat state of its own.
+import { renderMarkdown } from './markdown.js';
 import { bindPanels } from './panels.js';
 
 export { setConversations, setSettings, download } from './panels.js';
@@ -12,6 +13,7 @@ const els = {
   model: $('model-name'), modelDetail: $('model-detail'), error: $('error'), errorText: $('error-text'),
   diag: $('diagnostics-body'), empty: $('empty'), picker: /** @type {HTMLSelectElement} */ ($('model-picker')),
   unload: /** @type {HTMLButtonElement} */ ($('unload')), cont: /** @type {HTMLButtonElement} */ ($('continue')),
+  queued: $('queued'),
 };
 
 /** @type {Map<number, HTMLElement>} */
@@ -24,11 +26,18 @@ function flush() {
   frameRequested = false;
   const atBottom = els.log.scrollHeight - els.log.scrollTop - els.log.clientHeight < 48;
   for (const [key, text] of pending) {
-    const body = messages.get(key)?.querySelector('.text');
-    if (body) body.textContent = text;
+    const el = messages.get(key);
+    if (el) draw(el, text);
   }
   pending.clear();
   if (atBottom) els.log.scrollTop = els.log.scrollHeight;
+}
+
+/** Answers are Markdown (sanitised); what the person typed stays plain text. */
+function draw(el, text) {
+  const body = /** @type {HTMLElement} */ (el.querySelector('.text'));
+  if (el.classList.contains('assistant')) body.replaceChildren(renderMarkdown(text));
+  else body.textContent = text;
 }
 
 export function setStatus(text, state) {
@@ -55,15 +64,16 @@ export function addMessage(key, role, text, complete) {
   who.textContent = role === 'user' ? 'You' : 'Assistant';
   const body = document.createElement('div');
   body.className = 'text';
-  body.textContent = text;
   const note = document.createElement('p');
   note.className = 'note';
   const outside = document.createElement('p');
   outside.className = 'outside';
   outside.textContent = "Outside the model's view: too far back for its context";
   el.append(who, outside, body, note, actionsFor(role));
+  draw(el, text);
   els.log.append(el);
   messages.set(key, el);
+  if (role === 'user') showQueued('');
   els.log.scrollTop = els.log.scrollHeight;
 }
 
@@ -190,21 +200,60 @@ export function showError(message, hint) {
   els.error.hidden = false;
 }
 
+/** Show (or, with '', hide) a question that waits for the model. */
+function showQueued(text) {
+  els.queued.hidden = !text;
+  els.queued.textContent = text ? `Waiting to send: “${text.length > 80 ? `${text.slice(0, 80)}…` : text}” — it goes as soon as the model is ready.` : '';
+}
+
+/** @type {null | ((text: string) => boolean)} the controller's submit, once Python is up */
+let submit = null;
+/** A question typed before Python started; handed over in bind(). */
+let early = '';
+
+function send() {
+  const text = els.input.value;
+  if (!text.trim()) return;
+  els.error.hidden = true;
+  if (!submit) {
+    // Python is still starting: keep the question and say so.
+    early = text.trim();
+    els.input.value = '';
+    showQueued(early);
+  } else {
+    const before = els.log.querySelectorAll('.msg.user').length;
+    if (submit(text)) {
+      els.input.value = '';
+      // Accepted but not on screen yet: the controller holds it until the model is ready.
+      if (els.log.querySelectorAll('.msg.user').length === before) showQueued(text.trim());
+    }
+  }
+  els.input.focus();
+}
+
+els.form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
+els.input.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
+});
+// Copy buttons on code blocks (made by markdown.js), one listener for all.
+els.log.addEventListener('click', (e) => {
+  const button = /** @type {HTMLElement} */ (e.target).closest?.('button.copy');
+  const code = button?.closest('.code')?.querySelector('pre');
+  if (!button || !code) return;
+  navigator.clipboard.writeText(code.textContent ?? '').then(
+    () => { button.textContent = 'Copied'; },
+    () => { button.textContent = 'Copy failed'; },
+  ).finally(() => setTimeout(() => { button.textContent = 'Copy'; }, 1500));
+});
+$('error-close').addEventListener('click', () => { els.error.hidden = true; });
+
 /**
  * Wire the person's actions to the controller (a Pyodide proxy of offgrid.controller.Controller).
  * @param {{submit: (text: string) => boolean, stop: () => void, switch_model: (id: string) => void,
  *   unload: () => void, continue_answer: () => boolean}} controller
  */
 export function bind(controller) {
-  const send = () => {
-    els.error.hidden = true;
-    if (controller.submit(els.input.value)) els.input.value = '';
-    els.input.focus();
-  };
-  els.form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
-  els.input.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
-  });
+  submit = (text) => controller.submit(text);
   els.stop.addEventListener('click', () => controller.stop());
   els.picker.addEventListener('change', () => { if (els.picker.value) controller.switch_model(els.picker.value); });
   els.unload.addEventListener('click', () => controller.unload());
@@ -216,7 +265,10 @@ export function bind(controller) {
     else startEdit(button.closest('.msg'), controller);
   });
   bindPanels(controller);
-  els.send.disabled = false;
+  if (early) {
+    const text = early;
+    early = '';
+    // The controller keeps it until the model is ready (or sends it now if it is).
+    if (!controller.submit(text)) showQueued('');
+  }
 }
-
-$('error-close').addEventListener('click', () => { els.error.hidden = true; });

@@ -31,6 +31,24 @@ ISOLATION = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
+# What the page may load and run. Everything comes from this origin; WebAssembly
+# needs 'wasm-unsafe-eval' (not 'unsafe-eval'); wllama starts its workers from
+# blob: URLs. static/index.html carries the same policy in a <meta> (minus
+# frame-ancestors, which only a header can set); tests check they agree.
+CSP = "; ".join([
+    "default-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "worker-src 'self' blob:",
+    "connect-src 'self'",
+    "img-src 'self'",
+    "style-src 'self'",
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-src 'none'",
+])
+HEADER_CSP = CSP + "; frame-ancestors 'none'"
 
 
 def create_app(root: Path, isolate: bool = True) -> Flask:
@@ -58,6 +76,7 @@ def create_app(root: Path, isolate: bool = True) -> Flask:
         if isolate:
             resp.headers.update(ISOLATION)
         resp.headers["Accept-Ranges"] = "bytes"
+        resp.headers["Content-Security-Policy"] = HEADER_CSP
         return resp
 
     return app

@@ -86,6 +86,12 @@ def _wllama(dist: Path) -> None:
         _copy(path, dist / "vendor" / "idb" / path.name)
 
 
+def _markdown(dist: Path) -> None:
+    """Markdown for answers: marked parses, DOMPurify sanitises (ES modules, no CDN)."""
+    _copy(NODE_MODULES / "marked" / "lib" / "marked.esm.js", dist / "vendor" / "marked" / "marked.esm.js")
+    _copy(NODE_MODULES / "dompurify" / "dist" / "purify.es.mjs", dist / "vendor" / "dompurify" / "purify.es.mjs")
+
+
 def _engine_info() -> dict:
     """What the worker must report in its handshake, read from the wllama bundle."""
     bundle = (NODE_MODULES / "@wllama" / "wllama" / "esm" / "index.js").read_text()
@@ -107,6 +113,7 @@ def assemble(dist: Path, cache: Path, log=print) -> dict:
     for path in (ROOT / "web").glob("*.js"):
         _copy(path, dist / "js" / path.name)
     _wllama(dist)
+    _markdown(dist)
     _pyodide(dist, cache, log)
     log("  models")
     catalog = models.build_catalog(cache, dist / "models", log, engine=_engine_info())

@@ -60,6 +60,7 @@ def test_thirty_turns_past_a_512_token_context_keep_answering(app):
 def test_conversations_titles_and_messages_survive_a_reload(app):
     app.open()
     app.wait_ready()
+    settings(app, max_tokens=48)  # short answers: this test is about storage
     ask_and_wait(app, "What colour is the sky on a clear day?")
     first_answer = app.answer_text()
     app.button("Conversations").click()
