@@ -3,8 +3,10 @@
 import { createBridge } from './bridge.js';
 import * as view from './view.js';
 import { createApi } from './offgrid_api.js';
+import { registerServiceWorker } from './pwa.js';
 
 performance.mark('offgrid:boot');
+registerServiceWorker();
 const worker = new Worker(new URL('./engine.worker.js', import.meta.url), { type: 'module', name: 'engine' });
 const bridge = createBridge(worker);
 
