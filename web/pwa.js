@@ -18,7 +18,7 @@ function offerUpdate(onReload) {
   bar.setAttribute('role', 'region');
   bar.setAttribute('aria-label', 'Update');
   const text = document.createElement('span');
-  text.textContent = 'A new version of Offgrid is ready.';
+  text.textContent = 'A new version is ready.';
   const button = document.createElement('button');
   button.type = 'button';
   button.textContent = 'Reload to update';

@@ -71,6 +71,8 @@ def test_airplane_mode_start_answers_and_says_when_no_model_is_stored(browser, s
     assert page.evaluate(CONTROLLED)
     # Served from the service worker's cache with COOP/COEP: still isolated, so WASM threads work.
     assert page.evaluate("crossOriginIsolated") is True
+    diag = page.evaluate("offgrid.call('GetDiagnostics')")
+    assert diag["cross_origin_isolated"] is True and diag["backend"] in ("wasm-mt", "webgpu"), diag
     app.ask("What is the capital of France? Answer in one sentence.")
     page.wait_for_function("() => document.querySelectorAll('.msg.assistant').length === 1")
     app.wait_ready()
