@@ -35,10 +35,18 @@ export function registerServiceWorker() {
   if (!('serviceWorker' in navigator)) return null;
   const wb = new Workbox(new URL('../sw.js', import.meta.url).href);
   // 'waiting': a new build is installed and waits for the pages of this one.
-  wb.addEventListener('waiting', () => offerUpdate(() => {
-    wb.addEventListener('controlling', () => window.location.reload());
-    wb.messageSkipWaiting();
-  }));
+  wb.addEventListener('waiting', () => offerUpdate(() => wb.messageSkipWaiting()));
+  // A new build took over (pressed here or in another tab): this page's files are
+  // the old build's, so reload rather than mix. The first install takes control
+  // of a page that had none, and that page is already of the same build.
+  const hadController = navigator.serviceWorker.controller !== null;
+  let reloading = false;
+  navigator.serviceWorker.addEventListener('controllerchange', () => {
+    if (hadController && !reloading) {
+      reloading = true;
+      window.location.reload();
+    }
+  });
   wb.register().catch((err) => console.warn('service worker not registered:', err));
   const check = () => wb.update().catch(() => {}); // offline: try again later
   setInterval(check, CHECK_EVERY_MS);
