@@ -39,13 +39,10 @@ export function registerServiceWorker() {
   // A new build took over (pressed here or in another tab): this page's files are
   // the old build's, so reload rather than mix. The first install takes control
   // of a page that had none, and that page is already of the same build.
-  const hadController = navigator.serviceWorker.controller !== null;
-  let reloading = false;
+  let controlled = navigator.serviceWorker.controller !== null;
   navigator.serviceWorker.addEventListener('controllerchange', () => {
-    if (hadController && !reloading) {
-      reloading = true;
-      window.location.reload();
-    }
+    if (controlled) window.location.reload();
+    controlled = true;
   });
   wb.register().catch((err) => console.warn('service worker not registered:', err));
   const check = () => wb.update().catch(() => {}); // offline: try again later
