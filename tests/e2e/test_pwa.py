@@ -1,0 +1,137 @@
+"""Issue 6, end to end: install, airplane-mode start and the update flow, in
+real Chromium with the real service worker, engine and model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+
+import pytest
+
+from offgrid_dev.pwa import write_service_worker
+
+CONTROLLED = "() => navigator.serviceWorker.controller !== null"
+READY_OR_ERROR = "() => /^(Ready|Error)/.test(document.querySelector('[role=status]').textContent)"
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", data[:16]
+    return struct.unpack(">II", data[16:24])
+
+
+def _failures(page) -> list[str]:
+    """Every request of the page (and its workers) that failed or got an HTTP error."""
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
+    page.on("response", lambda r: failed.append(f"{r.url} HTTP {r.status}") if r.status >= 400 else None)
+    return failed
+
+
+def _install(open_app, context, url: str):
+    """First visit: the model is stored and the service worker controls the page."""
+    page = context.new_page()
+    app = open_app(page, url)
+    app.open()
+    app.wait_ready()
+    page.wait_for_function(CONTROLLED)
+    page.evaluate("navigator.serviceWorker.ready")
+    return app
+
+
+def test_manifest_and_icons(page, server):
+    page.goto(server.url + "/")
+    href = page.eval_on_selector("link[rel=manifest]", "l => l.href")
+    manifest = json.loads(page.request.get(href).text())
+    for key in ("name", "short_name", "start_url", "scope", "theme_color", "background_color"):
+        assert isinstance(manifest.get(key), str) and manifest[key], key
+    assert manifest["display"] == "standalone"
+    assert page.evaluate(f"new URL({json.dumps(manifest['start_url'])}, {json.dumps(href)}).href") == server.url + "/"
+    icons = {(i["sizes"], i.get("purpose", "any")): i for i in manifest["icons"]}
+    assert {("192x192", "any"), ("512x512", "any"), ("512x512", "maskable")} <= icons.keys()
+    for (sizes, _), icon in icons.items():
+        res = page.request.get(page.evaluate(f"new URL({json.dumps(icon['src'])}, {json.dumps(href)}).href"))
+        assert res.ok and res.headers["content-type"] == "image/png" == icon["type"]
+        w, h = _png_size(res.body())
+        assert f"{w}x{h}" == sizes
+    apple = page.request.get(page.eval_on_selector("link[rel=apple-touch-icon]", "l => l.href"))
+    assert apple.ok and _png_size(apple.body()) == (180, 180)
+
+
+def test_airplane_mode_start_answers_and_says_when_no_model_is_stored(browser, server, open_app):
+    context = browser.new_context()
+    app = _install(open_app, context, server.url)
+    page = app.page
+
+    context.set_offline(True)
+    failed = _failures(page)
+    page.reload()
+    app.wait_ready()
+    assert page.evaluate(CONTROLLED)
+    # Served from the service worker's cache with COOP/COEP: still isolated, so WASM threads work.
+    assert page.evaluate("crossOriginIsolated") is True
+    diag = page.evaluate("offgrid.call('GetDiagnostics')")
+    assert diag["cross_origin_isolated"] is True and diag["backend"] in ("wasm-mt", "webgpu"), diag
+    app.ask("What is the capital of France? Answer in one sentence.")
+    page.wait_for_function("() => document.querySelectorAll('.msg.assistant').length === 1")
+    app.wait_ready()
+    assert app.answer_text().strip()
+    assert failed == [], failed
+    assert page.evaluate("fetch('models/catalog.json').then(r => r.ok)")
+    assert not page.evaluate("navigator.onLine")
+
+    # Still offline, the stored weights gone: the app says so instead of hanging.
+    page.goto(server.url + "/icon.svg")  # a precached page: the app and its engine stop
+    assert page.evaluate("""() => new Promise((ok, err) => {
+      const r = indexedDB.deleteDatabase('offgrid-weights');
+      r.onsuccess = () => ok(true); r.onerror = () => err(r.error); r.onblocked = () => err(new Error('blocked'));
+    })""")
+    app.open()
+    page.wait_for_function(READY_OR_ERROR, timeout=60_000)
+    status = app.status.text_content()
+    assert status.startswith("Error: You are offline") and "not stored on this device" in status, status
+    alert = page.get_by_role("alert").text_content()
+    assert "Connect to the internet once" in alert, alert
+    context.close()
+
+
+@pytest.fixture
+def site(dist, tmp_path, serve_folder):
+    """A copy of the built site that a test may redeploy (weights hard-linked, not copied)."""
+    root = tmp_path / "site"
+    shutil.copytree(dist, root, ignore=shutil.ignore_patterns("*.gguf"))
+    for gguf in (dist / "models").glob("*.gguf"):
+        os.link(gguf, root / "models" / gguf.name)
+    return root, serve_folder(root)
+
+
+def test_a_new_build_is_offered_and_taken_only_on_reload(browser, site, artifacts, open_app):
+    root, server = site
+    context = browser.new_context(viewport={"width": 360, "height": 640}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    app = _install(open_app, context, server.url)
+    page = app.page
+    assert page.get_by_role("button", name="Reload to update").count() == 0
+
+    # Deploy a new build in which one file changed.
+    css = root / "app.css"
+    old_css = css.read_text()
+    new_css = old_css + "\n:root { --offgrid-build: 2; }\n"
+    css.unlink()  # never write through to a hard link
+    css.write_text(new_css)
+    write_service_worker(root)
+
+    page.evaluate("navigator.serviceWorker.getRegistration().then((r) => r.update())")  # what the app does hourly
+    button = page.get_by_role("button", name="Reload to update")
+    button.wait_for(timeout=60_000)
+    # While the new build waits, this page still gets the files of its own build only.
+    assert page.evaluate("fetch('app.css').then(r => r.text())") == old_css
+    page.screenshot(path=str(artifacts / "pwa-update-phone.png"))
+
+    button.click()
+    page.wait_for_function("() => getComputedStyle(document.documentElement).getPropertyValue('--offgrid-build').trim() === '2'")
+    app.wait_ready()
+    assert page.evaluate(CONTROLLED)
+    assert page.evaluate("fetch('app.css').then(r => r.text())") == new_css
+    assert page.get_by_role("button", name="Reload to update").count() == 0
+    context.close()
