@@ -116,7 +116,6 @@ class Controller(ConversationActions):
             return
         switching = self.model is not None
         self._go(State.LOADING)
-        self.view.set_can_continue(False)
         info = self.models[model_id]
         self.view.set_model(info.name, f"{info.quantization} · {_mb(info.bytes)}")
         self.view.set_status(f"Loading {info.name}…", "busy")
@@ -305,6 +304,7 @@ class Controller(ConversationActions):
         quant = f"{msg.quantization} · " if msg.quantization else ""
         self.view.set_model(msg.name or msg.model_id, f"{quant}{msg.backend} · {msg.threads} thread(s) · ctx {msg.n_ctx}")
         self._show_models()
+        self._show_can_continue()
         self._ready()
         if self._pending_question:
             question, self._pending_question = self._pending_question, ""
@@ -371,10 +371,14 @@ class Controller(ConversationActions):
         self._gen_id, self._answer_key = "", -1
         self._go(State.READY)
         self.view.set_generating(False)
-        last = self.conversation.turns[-1]
-        self.view.set_can_continue(last.role == "assistant" and not last.complete and bool(last.content))
+        self._show_can_continue()
         self._show_conversations()
         self._ready()
+
+    def _show_can_continue(self) -> None:
+        turns = self.conversation.turns
+        last = turns[-1] if turns else None
+        self.view.set_can_continue(bool(last and last.role == "assistant" and not last.complete and last.content))
 
     def _ready(self) -> None:
         self.view.set_status("Ready", "ready")

@@ -90,7 +90,6 @@ class ConversationActions:
             if t.role == "assistant" and not t.complete:
                 self.view.update_message(i, t.content, True, NOTES.get(t.end_reason, ""))
         self.view.set_out_of_view(min(self._window_start, len(conv.turns)))
-        last = conv.turns[-1] if conv.turns else None
-        self.view.set_can_continue(bool(last and last.role == "assistant" and not last.complete and last.content))
+        self._show_can_continue()
         self.view.set_settings({**asdict(conv.settings), "n_ctx": self.n_ctx})
         self._show_conversations()

@@ -99,8 +99,9 @@ def test_closing_the_page_mid_answer_keeps_the_partial_answer_marked_incomplete(
     saved = last.locator(".text").text_content()
     assert saved.startswith(seen_a_second_before[:40])
     assert len(saved) >= len(seen_a_second_before), "more than a second of the answer was lost"
-    assert last.get_attribute("data-complete") == "false"
     assert last.locator(".note").text_content() == "Interrupted"
+    turn = again.evaluate("offgrid.state().turns.at(-1)")
+    assert (turn["complete"], turn["end_reason"]) == (False, "interrupted")
     assert again.get_by_role("button", name="Continue", exact=True).is_visible()
 
 

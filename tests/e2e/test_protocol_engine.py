@@ -85,11 +85,13 @@ def test_stop_then_continue_extends_the_same_answer(app):
     app.page.wait_for_function("() => (document.querySelector('.msg.assistant:last-child .text')?.textContent ?? '').length > 20")
     app.button("Stop").click()
     app.wait_ready(10_000)
-    stopped = app.answer_text()
+    # The raw answer, as the controller holds it (the screen shows it rendered as Markdown).
+    raw = "offgrid.state().turns.at(-1).content"
+    stopped = app.page.evaluate(raw)
     app.button("Continue").click()
     app.page.wait_for_function("() => document.querySelector('[role=status]').textContent !== 'Ready'")
     app.wait_ready()
-    longer = app.answer_text()
+    longer = app.page.evaluate(raw)
     assert longer.startswith(stopped) and len(longer) > len(stopped), (stopped, longer)
     assert app.page.locator(".msg.assistant").count() == 1  # the same answer grew
 
