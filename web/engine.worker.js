@@ -26,6 +26,7 @@ const state = {
   loadedKey: '', // which LoadModel the loaded model answers, to reuse a warm-up load
   /** @type {Record<string, any> | null} */ loadedInfo: null, // the ModelLoaded fields
   lifecycle: Promise.resolve(), // load/unload run one after another
+  stopEarly: new Set(), // ids of requests stopped before they started
 };
 
 const probed = probe();
@@ -178,6 +179,7 @@ async function runGeneration(id, msg) {
   }
   if (msg.type === T.ChatBatch && msg.prompts.length === 0) return fail(id, 'bad_field', 'ChatBatch needs at least one prompt.', '', 'prompts');
   const abort = new AbortController();
+  if (state.stopEarly.delete(id)) abort.abort();
   state.generation = { id, abort };
   try {
     if (msg.type === T.CountTokens) post(T.TokenCount, await countTokens(state.wllama, msg), id);
@@ -204,6 +206,7 @@ async function handle(msg) {
     case T.GetDiagnostics: return diagnostics(id);
     case T.Stop:
       if (state.generation && (!msg.target || msg.target === state.generation.id)) state.generation.abort.abort();
+      else if (msg.target) state.stopEarly.add(msg.target); // its request has not started yet
       return;
     case T.LoadModel:
     case T.SwitchModel:
