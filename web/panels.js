@@ -54,6 +54,10 @@ export function bindPanels(controller) {
   const toggle = $('drawer-toggle');
   const setOpen = (open) => { drawer.dataset.open = String(open); toggle.setAttribute('aria-expanded', String(open)); };
   toggle.addEventListener('click', () => setOpen(drawer.dataset.open !== 'true'));
+  $('drawer-close').addEventListener('click', () => { setOpen(false); toggle.focus(); });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && drawer.dataset.open === 'true') { setOpen(false); toggle.focus(); }
+  });
   list.addEventListener('click', (e) => {
     const b = e.target.closest('button.conv');
     if (b) { controller.select_conversation(b.dataset.id); setOpen(false); }
