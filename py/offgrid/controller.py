@@ -65,7 +65,6 @@ class Controller(ConversationActions):
         self.model: p.ModelLoaded | None = None
         self.diagnostics: p.Diagnostics | None = None
         self.last_speed: p.Speed | None = None
-        self.last_usage: p.GenerateEnd | None = None
         self._ids = (f"c{i}" for i in itertools.count(1))
         self._gen_id = ""  # request id of the running generation (or of its token count)
         self._load_id = ""  # request id of the running LoadModel/SwitchModel
@@ -86,6 +85,11 @@ class Controller(ConversationActions):
     @property
     def n_ctx(self) -> int:
         return int(self.library.app_settings.get("n_ctx", 2048))
+
+    @property
+    def _prompt_limit(self) -> int:
+        """Tokens the prompt may use: the context less the reply budget."""
+        return context.prompt_limit(self.n_ctx, self.sampling.max_tokens)
 
     # ------------------------------------------------------------ outgoing
 
@@ -217,7 +221,7 @@ class Controller(ConversationActions):
         conv = self.conversation
         upto = self._answer_key if isinstance(request, p.Chat) else len(conv.turns)
         turns = conv.turns[:upto]
-        limit = context.prompt_limit(self.n_ctx, self.sampling.max_tokens)
+        limit = self._prompt_limit
         system = context.estimate(conv.system_prompt) + context.TEMPLATE_OVERHEAD
         start = context.choose_start([context.turn_cost(t) for t in turns], context.exchange_starts(turns),
                                      system, limit, self._window_start)
@@ -235,7 +239,7 @@ class Controller(ConversationActions):
         if msg.id != self._gen_id or self._pending_chat is None:
             return
         request, self._pending_chat = self._pending_chat, None
-        limit = context.prompt_limit(self.n_ctx, self.sampling.max_tokens)
+        limit = self._prompt_limit
         if msg.n_tokens > limit:
             turns = self.conversation.turns
             later = context.next_start(context.exchange_starts(turns[: self._answer_key + 1]), self._window_start)
@@ -248,7 +252,7 @@ class Controller(ConversationActions):
         self._gen_id = self.send(replace(request, sampling=sampling))
 
     def _too_long(self, counted: int = 0) -> None:
-        limit = context.prompt_limit(self.n_ctx, self.sampling.max_tokens)
+        limit = self._prompt_limit
         size = f" ({counted} tokens)" if counted else ""
         self.view.show_error(
             f"This message is too long for the model's context{size}: at most {limit} tokens fit.",
@@ -331,7 +335,6 @@ class Controller(ConversationActions):
     def _on_GenerateEnd(self, msg: p.GenerateEnd) -> None:
         if not self._gen_id or msg.id != self._gen_id:
             return
-        self.last_usage = msg
         turn = self.conversation.turns[self._answer_key]
         # Exact for an answer made in one go; a continued one falls back to an estimate.
         turn.n_tokens = msg.completion_tokens if not self._continuing else 0
