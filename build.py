@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
         serve(["--root", str(DIST), *argv[1:]])
     elif cmd == "test":
         _chromium()
-        _pip_install("test", ["flask", "pytest", "playwright", "pytest_playwright", "hypothesis"])
+        _pip_install("test", ["flask", "pytest", "playwright", "pytest_playwright", "hypothesis", "llama_cpp"])
         build()
         return subprocess.run([sys.executable, "-m", "pytest", *argv[1:]], cwd=ROOT).returncode
     else:

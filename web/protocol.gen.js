@@ -34,7 +34,7 @@ export const T = Object.freeze({
 
 export const REQUESTS = Object.freeze(["LoadModel", "SwitchModel", "UnloadModel", "ListModels", "InspectModel", "Chat", "ChatBatch", "Complete", "Continue", "Stop", "CountTokens", "GetDiagnostics"]);
 export const EVENTS = Object.freeze(["Hello", "ModelList", "LoadProgress", "ModelLoaded", "ModelUnloaded", "GenerateStart", "Delta", "GenerateEnd", "TokenCount", "Speed", "Log", "Diagnostics", "EngineError"]);
-export const ERROR_CODES = Object.freeze(["bad_message", "bad_field", "no_model", "unknown_model", "busy", "download_failed", "integrity", "load_failed", "inference_failed", "version_mismatch", "internal"]);
+export const ERROR_CODES = Object.freeze(["bad_message", "bad_field", "no_model", "unknown_model", "busy", "download_failed", "integrity", "storage_full", "out_of_memory", "load_failed", "inference_failed", "version_mismatch", "internal"]);
 
 export const SCHEMA = {
  "messages": {
@@ -83,6 +83,11 @@ export const SCHEMA = {
     ],
     "required": false,
     "default": "auto"
+   },
+   "engine": {
+    "t": "str",
+    "required": false,
+    "default": ""
    }
   },
   "SwitchModel": {
@@ -130,6 +135,11 @@ export const SCHEMA = {
     ],
     "required": false,
     "default": "auto"
+   },
+   "engine": {
+    "t": "str",
+    "required": false,
+    "default": ""
    }
   },
   "UnloadModel": {
@@ -544,6 +554,11 @@ export const SCHEMA = {
     "required": false,
     "default": ""
    },
+   "engine": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
    "threads": {
     "t": "int",
     "required": false,
@@ -824,6 +839,11 @@ export const SCHEMA = {
     "t": "str",
     "required": false,
     "default": ""
+   },
+   "engine": {
+    "t": "str",
+    "required": false,
+    "default": ""
    }
   },
   "EngineError": {
@@ -847,6 +867,8 @@ export const SCHEMA = {
      "busy",
      "download_failed",
      "integrity",
+     "storage_full",
+     "out_of_memory",
      "load_failed",
      "inference_failed",
      "version_mismatch",

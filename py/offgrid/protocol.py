@@ -29,6 +29,8 @@ ErrorCode = Literal[
     "busy",  # a generation is running and this request cannot wait
     "download_failed",
     "integrity",  # a downloaded chunk did not match its SHA-256
+    "storage_full",  # the browser's storage quota cannot hold the model
+    "out_of_memory",  # the model (weights + KV cache + buffers) will not fit this device
     "load_failed",
     "inference_failed",
     "version_mismatch",  # worker and controller were built from different sources
@@ -88,6 +90,7 @@ class LoadModel(Message):
     n_ctx: int = field(default=2048, metadata=_range(128, 131072))
     n_threads: int = field(default=0, metadata=_range(0, 64))  # 0: choose for the device
     backend: Backend = "auto"
+    engine: str = ""  # engine build id from engine/builds.json ("" = choose for the browser)
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,7 @@ class ModelLoaded(Message):
     n_embd: int = 0
     chat_template: str = ""
     backend: str = ""
+    engine: str = ""  # the engine build that runs it
     threads: int = 0
     load_ms: float = 0.0
     from_cache: bool = False
@@ -305,6 +309,7 @@ class Diagnostics(Message):
     device_memory_gb: float = 0.0
     user_agent: str = ""
     libllama_version: str = ""
+    engine: str = ""  # the engine build in use, e.g. "simd" or "stock (no SIMD kernels)"
 
 
 @dataclass(frozen=True)
