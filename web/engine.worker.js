@@ -149,9 +149,7 @@ async function loadModel(id, req, announce = true) {
     const p = await probed;
     const choice = choose(p, req.backend, req.n_threads);
     post(T.LoadProgress, { model_id: model.id, phase: 'init', loaded: model.bytes, total: model.bytes, from_cache: fromCache }, id);
-    const w = new Wllama(WASM_PATHS, { logger: workerLogger, allowOffline: true });
-    w.setCompat(COMPAT);
-    await w.loadModel([blob], { n_ctx: req.n_ctx, n_threads: choice.threads, n_gpu_layers: choice.gpuLayers });
+    const w = await startEngine(blob, req, choice);
     state.wllama = w;
     state.modelId = model.id;
     state.choice = choice;
@@ -170,6 +168,19 @@ async function loadModel(id, req, announce = true) {
   } catch (err) {
     failQuietly(id, err instanceof WeightStoreError ? 'integrity' : 'load_failed', `Could not load ${model.name}: ${err?.message ?? err}`, 'Try reloading the page; if it persists, delete the cached model.');
   }
+}
+
+/**
+ * Start llama.cpp on `choice`'s backend with the weights in `blob`.
+ * @param {Blob} blob
+ * @param {{n_ctx: number}} req
+ * @param {import('./backend.js').Choice} choice
+ */
+async function startEngine(blob, req, choice) {
+  const w = new Wllama(WASM_PATHS, { logger: workerLogger, allowOffline: true });
+  w.setCompat(COMPAT);
+  await w.loadModel([blob], { n_ctx: req.n_ctx, n_threads: choice.threads, n_gpu_layers: choice.gpuLayers });
+  return w;
 }
 
 /** Generation and token counting share the one-at-a-time guard (and Stop). */
