@@ -7,7 +7,10 @@ import { Wllama } from '../vendor/wllama/index.js';
 import { countTokens, generate } from './generation.js';
 import { PROTOCOL_VERSION, T, make, validate } from './protocol.gen.js';
 import { probe, choose } from './backend.js';
-import { ensureStored, isCached, openModel, WeightStoreError } from './weight_store.js';
+import {
+  deleteModel, ensureStored, isCached, openModel, simulateQuota, storageEstimate, storedModels, WeightStoreError,
+} from './weight_store.js';
+import { budget, fitContext } from './memory_budget.js';
 
 const ENGINE = 'wllama 3.8.1 (stock build)';
 const here = (path) => new URL(path, import.meta.url).href;
@@ -30,6 +33,11 @@ const state = {
 };
 
 const probed = probe();
+// Test hooks (forwarded by main.js from the page's URL): plan as a device that
+// reports this much memory, or whose browser grants this much storage.
+const hooks = new URL(self.location.href).searchParams;
+const simulatedMemoryGb = Number(hooks.get('device_memory_gb')) || 0;
+if (Number(hooks.get('quota_mb')) > 0) simulateQuota(Number(hooks.get('quota_mb')) * 1e6);
 const catalog = fetch(here('../models/catalog.json')).then((r) => {
   if (!r.ok) throw new Error(`catalog.json: HTTP ${r.status}`);
   return r.json();
@@ -45,7 +53,7 @@ function store(model) {
     d = { promise: null, requestId: '' };
     const entry = d;
     d.promise = ensureStored(model, here(`../models/${model.file}`), (p) => post(T.LoadProgress, {
-      model_id: model.id, phase: p.phase, loaded: p.loaded, total: p.total, from_cache: p.fromCache,
+      model_id: model.id, phase: p.phase, loaded: p.loaded, total: p.total, from_cache: p.fromCache, rate: p.rate,
     }, entry.requestId));
     downloads.set(model.id, d);
     d.promise.finally(() => downloads.delete(model.id)).catch(() => {});
@@ -83,8 +91,30 @@ async function listModels(id) {
   const models = await Promise.all(cat.models.map(async (m) => ({
     model_id: m.id, name: m.name, file: m.file, bytes: m.bytes, sha256: m.sha256,
     quantization: m.quantization, license: m.license, cached: await isCached(m),
+    version: m.version ?? '', context_length: m.context_length ?? 0,
   })));
   post(T.ModelList, { models, default_id: cat.default }, id);
+}
+
+async function storageReport(id) {
+  const cat = await catalog;
+  const [stored, { usage, quota, persisted }] = await Promise.all([storedModels(), storageEstimate()]);
+  const models = stored.map((m) => ({
+    model_id: m.id, name: m.name, version: m.version, bytes: m.bytes, stored_bytes: m.stored, complete: m.complete,
+    current: cat.models.some((c) => c.id === m.id && c.sha256 === m.sha256),
+  }));
+  post(T.StorageReport, { models, usage, quota, persisted }, id);
+}
+
+/** Delete a stored model (unloading it first when it is the one loaded). */
+async function deleteStored(id, modelId) {
+  if (!(await storedModels()).some((m) => m.id === modelId)) {
+    return fail(id, 'unknown_model', `No model "${modelId}" is stored on this device.`, '', 'model_id');
+  }
+  if (state.modelId === modelId) post(T.ModelUnloaded, { model_id: await unload() }, id);
+  await deleteModel(modelId);
+  await listModels(id);
+  return storageReport(id);
 }
 
 async function diagnostics(id) {
@@ -124,6 +154,16 @@ async function loadModel(id, req, announce = true) {
   const failQuietly = (...args) => announce && fail(...args);
   const model = announce ? await findModel(id, req) : (await catalog).models.find((m) => m.id === req.model_id);
   if (!model) return;
+  // Refuse (or shrink the context) before downloading anything that cannot run here.
+  let fit = { nCtx: req.n_ctx, notice: '' };
+  if (model.n_layer) {
+    const p = await probed;
+    const planned = fitContext(model, req.n_ctx, budget(simulatedMemoryGb || p.deviceMemoryGb));
+    if (planned.nCtx === null) {
+      return failQuietly(id, 'out_of_memory', planned.reason, 'Choose a smaller model, or a smaller context size in Settings.', 'n_ctx');
+    }
+    fit = planned;
+  }
   const t0 = performance.now();
   let fromCache = false;
   let blob = null;
@@ -135,11 +175,10 @@ async function loadModel(id, req, announce = true) {
       fromCache = await d.promise;
     }
   } catch (err) {
-    const code = err instanceof WeightStoreError && err.code === 'integrity' ? 'integrity' : 'download_failed';
-    const hint = {
-      quota: 'Free some space (delete other sites\' data or cached models) and try again.',
+    const code = { integrity: 'integrity', quota: 'storage_full' }[err?.code] ?? 'download_failed';
+    const hint = err?.hint || ({
       offline: `Connect to the internet once to download it (${(model.bytes / 1e6).toFixed(0)} MB); after that Offgrid works offline.`,
-    }[err?.code] ?? 'Check the connection and try again; chunks already stored are kept.';
+    }[err?.code] ?? 'Check the connection and try again; chunks already stored are kept.');
     return failQuietly(id, code, err.message, hint);
   }
   try {
@@ -149,7 +188,8 @@ async function loadModel(id, req, announce = true) {
     const p = await probed;
     const choice = choose(p, req.backend, req.n_threads);
     post(T.LoadProgress, { model_id: model.id, phase: 'init', loaded: model.bytes, total: model.bytes, from_cache: fromCache }, id);
-    const w = await startEngine(blob, req, choice);
+    if (fit.notice) post(T.Log, { level: 'warn', message: fit.notice }, id);
+    const w = await startEngine(blob, { ...req, n_ctx: fit.nCtx }, choice);
     state.wllama = w;
     state.modelId = model.id;
     state.choice = choice;
@@ -160,7 +200,7 @@ async function loadModel(id, req, announce = true) {
       parameters: info.metadata['general.size_label'] ?? '', quantization: model.quantization, bytes: model.bytes,
       n_ctx: info.n_ctx, n_ctx_train: info.n_ctx_train, n_vocab: info.n_vocab, n_layer: info.n_layer, n_embd: info.n_embd,
       chat_template: w.getChatTemplate() ?? '', backend: choice.backend,
-      threads: w.getNumThreads(), load_ms: performance.now() - t0, from_cache: fromCache,
+      threads: w.getNumThreads(), load_ms: performance.now() - t0, from_cache: fromCache, notice: fit.notice,
     };
     if (!announce) return;
     post(T.ModelLoaded, state.loadedInfo, id);
@@ -215,6 +255,11 @@ async function handle(msg) {
   switch (msg.type) {
     case T.ListModels: return listModels(id);
     case T.GetDiagnostics: return diagnostics(id);
+    case T.GetStorage: return storageReport(id);
+    case T.DeleteModel:
+      if (state.generation) return fail(id, 'busy', 'A generation is running.', 'Stop it first, then delete the model.');
+      state.lifecycle = state.lifecycle.then(() => deleteStored(id, msg.model_id));
+      return state.lifecycle;
     case T.Stop:
       if (state.generation && (!msg.target || msg.target === state.generation.id)) state.generation.abort.abort();
       else if (msg.target) state.stopEarly.add(msg.target); // its request has not started yet

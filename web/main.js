@@ -8,12 +8,25 @@ import { registerServiceWorker } from './pwa.js';
 
 performance.mark('offgrid:boot');
 registerServiceWorker();
-const worker = new Worker(new URL('./engine.worker.js', import.meta.url), { type: 'module', name: 'engine' });
+const workerUrl = new URL('./engine.worker.js', import.meta.url);
+// Test hooks, to behave as a smaller device would: ?device_memory_gb=0.5 (what
+// navigator.deviceMemory says) and ?quota_mb=40 (the storage quota the browser grants).
+for (const [key, value] of new URLSearchParams(location.search)) {
+  if (key === 'device_memory_gb' || key === 'quota_mb') workerUrl.searchParams.set(key, value);
+}
+const worker = new Worker(workerUrl, { type: 'module', name: 'engine' });
 const bridge = createBridge(worker);
 
 // Until Python is up, show the engine's download progress here.
 let booting = true;
+let askedPersist = false;
 bridge.listen((f) => {
+  // Weights are worth keeping: ask once, when a download starts, that the browser
+  // not evict them under storage pressure (only a page can ask; workers cannot).
+  if (!askedPersist && f.type === 'LoadProgress' && f.phase === 'download') {
+    askedPersist = true;
+    navigator.storage?.persist?.().catch(() => {});
+  }
   if (booting && f.type === 'LoadProgress' && f.total) {
     view.setProgress(f.loaded / f.total, `Model ${(f.loaded / 1e6).toFixed(1)} / ${(f.total / 1e6).toFixed(1)} MB`);
   }

@@ -38,6 +38,32 @@ function readSettings() {
   return JSON.stringify({ system_prompt: el.system_prompt.value, n_ctx: Number(el.n_ctx.value), sampling });
 }
 
+/** @param {string} json {models: [{model_id, name, version, size, state, loaded}], summary} */
+export function setStorage(json) {
+  const data = JSON.parse(json);
+  $('storage-summary').textContent = data.summary;
+  const rows = data.models.map((m) => {
+    const li = document.createElement('li');
+    const text = document.createElement('span');
+    text.textContent = `${m.name}${m.version ? ` v${m.version}` : ''} · ${m.size} · ${m.state}${m.loaded ? ' · in use' : ''}`;
+    const del = document.createElement('button');
+    del.type = 'button';
+    del.className = 'small secondary';
+    del.dataset.delete = m.model_id;
+    del.dataset.name = m.name;
+    del.textContent = 'Delete';
+    del.setAttribute('aria-label', `Delete ${m.name}`);
+    li.append(text, del);
+    return li;
+  });
+  if (!rows.length) {
+    const li = document.createElement('li');
+    li.textContent = 'No model is stored on this device.';
+    rows.push(li);
+  }
+  $('stored-models').replaceChildren(...rows);
+}
+
 /** Save `text` as a file the person downloads. */
 export function download(filename, mime, text) {
   const url = URL.createObjectURL(new Blob([text], { type: mime }));
@@ -73,6 +99,14 @@ export function bindPanels(controller) {
   });
   $('export-md').addEventListener('click', () => controller.export_conversation('md'));
   $('export-json').addEventListener('click', () => controller.export_conversation('json'));
+  const storage = $('storage-panel');
+  storage.addEventListener('toggle', () => { if (storage.open) controller.show_storage(); });
+  $('stored-models').addEventListener('click', (e) => {
+    const b = e.target.closest('button[data-delete]');
+    if (b && confirm(`Delete ${b.dataset.name} from this device? It will be downloaded again when you use it.`)) {
+      controller.delete_model(b.dataset.delete);
+    }
+  });
   settingsForm.addEventListener('submit', (e) => {
     e.preventDefault();
     controller.update_settings(readSettings());

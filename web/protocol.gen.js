@@ -17,6 +17,8 @@ export const T = Object.freeze({
   Stop: "Stop",
   CountTokens: "CountTokens",
   GetDiagnostics: "GetDiagnostics",
+  GetStorage: "GetStorage",
+  DeleteModel: "DeleteModel",
   Hello: "Hello",
   ModelList: "ModelList",
   LoadProgress: "LoadProgress",
@@ -29,11 +31,12 @@ export const T = Object.freeze({
   Speed: "Speed",
   Log: "Log",
   Diagnostics: "Diagnostics",
+  StorageReport: "StorageReport",
   EngineError: "EngineError",
 });
 
-export const REQUESTS = Object.freeze(["LoadModel", "SwitchModel", "UnloadModel", "ListModels", "InspectModel", "Chat", "ChatBatch", "Complete", "Continue", "Stop", "CountTokens", "GetDiagnostics"]);
-export const EVENTS = Object.freeze(["Hello", "ModelList", "LoadProgress", "ModelLoaded", "ModelUnloaded", "GenerateStart", "Delta", "GenerateEnd", "TokenCount", "Speed", "Log", "Diagnostics", "EngineError"]);
+export const REQUESTS = Object.freeze(["LoadModel", "SwitchModel", "UnloadModel", "ListModels", "InspectModel", "Chat", "ChatBatch", "Complete", "Continue", "Stop", "CountTokens", "GetDiagnostics", "GetStorage", "DeleteModel"]);
+export const EVENTS = Object.freeze(["Hello", "ModelList", "LoadProgress", "ModelLoaded", "ModelUnloaded", "GenerateStart", "Delta", "GenerateEnd", "TokenCount", "Speed", "Log", "Diagnostics", "StorageReport", "EngineError"]);
 export const ERROR_CODES = Object.freeze(["bad_message", "bad_field", "no_model", "unknown_model", "busy", "download_failed", "integrity", "storage_full", "out_of_memory", "load_failed", "inference_failed", "version_mismatch", "internal"]);
 
 export const SCHEMA = {
@@ -381,6 +384,35 @@ export const SCHEMA = {
     "default": 1
    }
   },
+  "GetStorage": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   }
+  },
+  "DeleteModel": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "model_id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   }
+  },
   "Hello": {
    "id": {
     "t": "str",
@@ -476,6 +508,11 @@ export const SCHEMA = {
     "t": "bool",
     "required": false,
     "default": false
+   },
+   "rate": {
+    "t": "float",
+    "required": false,
+    "default": 0.0
    }
   },
   "ModelLoaded": {
@@ -573,6 +610,11 @@ export const SCHEMA = {
     "t": "bool",
     "required": false,
     "default": false
+   },
+   "notice": {
+    "t": "str",
+    "required": false,
+    "default": ""
    }
   },
   "ModelUnloaded": {
@@ -846,6 +888,42 @@ export const SCHEMA = {
     "default": ""
    }
   },
+  "StorageReport": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "models": {
+    "t": "list",
+    "item": {
+     "t": "object",
+     "name": "StoredModel"
+    },
+    "required": false,
+    "default": []
+   },
+   "usage": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "quota": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "persisted": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   }
+  },
   "EngineError": {
    "id": {
     "t": "str",
@@ -1011,6 +1089,53 @@ export const SCHEMA = {
     "t": "bool",
     "required": false,
     "default": false
+   },
+   "version": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "context_length": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   }
+  },
+  "StoredModel": {
+   "model_id": {
+    "t": "str",
+    "required": true,
+    "default": null
+   },
+   "name": {
+    "t": "str",
+    "required": true,
+    "default": null
+   },
+   "version": {
+    "t": "str",
+    "required": true,
+    "default": null
+   },
+   "bytes": {
+    "t": "int",
+    "required": true,
+    "default": null
+   },
+   "stored_bytes": {
+    "t": "int",
+    "required": true,
+    "default": null
+   },
+   "complete": {
+    "t": "bool",
+    "required": true,
+    "default": null
+   },
+   "current": {
+    "t": "bool",
+    "required": true,
+    "default": null
    }
   }
  }

@@ -3,7 +3,7 @@
 import { renderMarkdown } from './markdown.js';
 import { bindPanels } from './panels.js';
 
-export { setConversations, setSettings, download } from './panels.js';
+export { setConversations, setSettings, setStorage, download } from './panels.js';
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const els = {
@@ -197,6 +197,14 @@ export function setDiagnostics(json) {
 
 export function showError(message, hint) {
   els.errorText.textContent = hint ? `${message} ${hint}` : message;
+  els.error.dataset.kind = 'error';
+  els.error.hidden = false;
+}
+
+/** Something the person should know that is not an error (same place, calmer look). */
+export function showNotice(text) {
+  els.errorText.textContent = text;
+  els.error.dataset.kind = 'info';
   els.error.hidden = false;
 }
 

@@ -65,6 +65,12 @@ class JsView:
     def show_error(self, message: str, hint: str) -> None:
         self._js.showError(message, hint)
 
+    def show_notice(self, text: str) -> None:
+        self._js.showNotice(text)
+
+    def set_storage(self, data: dict[str, Any]) -> None:
+        self._js.setStorage(json.dumps(data))
+
     def download(self, filename: str, mime: str, text: str) -> None:
         self._js.download(filename, mime, text)
 

