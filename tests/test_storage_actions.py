@@ -66,3 +66,13 @@ def test_a_context_made_smaller_to_fit_memory_is_said_and_used_for_the_window():
     h.feed(p.ModelLoaded(id=h.sent()[-1].id, model_id="tiny", name="Tiny Model", n_ctx=8192, notice=notice))
     assert h.view.last("show_notice") == (notice,)
     assert h.ctl.n_ctx == 8192 and h.ctl.n_ctx_setting == 65536
+
+
+def test_progress_after_a_failed_download_does_not_bring_the_bar_back():
+    h = Harness()
+    boot(h)
+    load_id = h.sent()[-1].id
+    h.feed(p.EngineError(id=load_id, code="download_failed", message="HTTP 500"))
+    calls = len(h.view.of("set_progress"))
+    h.feed(p.LoadProgress(id=load_id, model_id="tiny", phase="download", loaded=1, total=2))
+    assert len(h.view.of("set_progress")) == calls

@@ -59,6 +59,8 @@ class StorageActions:
         self.send(p.DeleteModel(model_id=model_id))
 
     def _on_LoadProgress(self: Controller, msg: p.LoadProgress) -> None:
+        if self.state.value not in ("booting", "loading"):
+            return  # a late frame of a download that already failed (or a script's own load)
         frac = msg.loaded / msg.total if msg.total else None
         name = self.models[msg.model_id].name if msg.model_id in self.models else "model"
         pct = f" {frac * 100:.0f}%" if frac is not None and msg.phase == "download" else ""
