@@ -8,7 +8,9 @@ import { registerServiceWorker } from './pwa.js';
 
 performance.mark('offgrid:boot');
 registerServiceWorker();
-const worker = new Worker(new URL('./engine.worker.js', import.meta.url), { type: 'module', name: 'engine' });
+// A test hook in the URL fragment (#offgrid-test=webgpu-refuse, see engine.worker.js) travels in the worker's name.
+const testHook = location.hash.match(/offgrid-test=[\w-]+/)?.[0] ?? '';
+const worker = new Worker(new URL('./engine.worker.js', import.meta.url), { type: 'module', name: testHook ? `engine#${testHook}` : 'engine' });
 const bridge = createBridge(worker);
 
 // Until Python is up, show the engine's download progress here.

@@ -11,7 +11,7 @@ const GENERATING = new Set([T.Chat, T.Complete, T.Continue, T.ChatBatch]);
 const FINAL = {
   [T.LoadModel]: T.ModelLoaded, [T.SwitchModel]: T.ModelLoaded, [T.InspectModel]: T.ModelLoaded,
   [T.UnloadModel]: T.ModelUnloaded, [T.ListModels]: T.ModelList, [T.GetDiagnostics]: T.Diagnostics,
-  [T.CountTokens]: T.TokenCount,
+  [T.CountTokens]: T.TokenCount, [T.SelfTest]: T.SelfTestResult,
 };
 
 /**

@@ -17,6 +17,7 @@ export const T = Object.freeze({
   Stop: "Stop",
   CountTokens: "CountTokens",
   GetDiagnostics: "GetDiagnostics",
+  SelfTest: "SelfTest",
   Hello: "Hello",
   ModelList: "ModelList",
   LoadProgress: "LoadProgress",
@@ -29,11 +30,13 @@ export const T = Object.freeze({
   Speed: "Speed",
   Log: "Log",
   Diagnostics: "Diagnostics",
+  BackendFallback: "BackendFallback",
+  SelfTestResult: "SelfTestResult",
   EngineError: "EngineError",
 });
 
-export const REQUESTS = Object.freeze(["LoadModel", "SwitchModel", "UnloadModel", "ListModels", "InspectModel", "Chat", "ChatBatch", "Complete", "Continue", "Stop", "CountTokens", "GetDiagnostics"]);
-export const EVENTS = Object.freeze(["Hello", "ModelList", "LoadProgress", "ModelLoaded", "ModelUnloaded", "GenerateStart", "Delta", "GenerateEnd", "TokenCount", "Speed", "Log", "Diagnostics", "EngineError"]);
+export const REQUESTS = Object.freeze(["LoadModel", "SwitchModel", "UnloadModel", "ListModels", "InspectModel", "Chat", "ChatBatch", "Complete", "Continue", "Stop", "CountTokens", "GetDiagnostics", "SelfTest"]);
+export const EVENTS = Object.freeze(["Hello", "ModelList", "LoadProgress", "ModelLoaded", "ModelUnloaded", "GenerateStart", "Delta", "GenerateEnd", "TokenCount", "Speed", "Log", "Diagnostics", "BackendFallback", "SelfTestResult", "EngineError"]);
 export const ERROR_CODES = Object.freeze(["bad_message", "bad_field", "no_model", "unknown_model", "busy", "download_failed", "integrity", "storage_full", "out_of_memory", "load_failed", "inference_failed", "version_mismatch", "internal"]);
 
 export const SCHEMA = {
@@ -379,6 +382,25 @@ export const SCHEMA = {
     "t": "int",
     "required": false,
     "default": 1
+   }
+  },
+  "SelfTest": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "n_tokens": {
+    "t": "int",
+    "required": false,
+    "default": 8,
+    "min": 1,
+    "max": 64
    }
   },
   "Hello": {
@@ -841,6 +863,173 @@ export const SCHEMA = {
     "default": ""
    },
    "engine": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "webgpu_vendor": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "webgpu_architecture": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "webgpu_description": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "webgpu_fallback": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   },
+   "shader_f16": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   },
+   "subgroups": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   },
+   "max_buffer_size": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "max_storage_buffer_binding_size": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "gpu_layers": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "browser": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "platform": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "self_test": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "fallbacks": {
+    "t": "list",
+    "item": {
+     "t": "str"
+    },
+    "required": false,
+    "default": []
+   }
+  },
+  "BackendFallback": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "model_id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "from_backend": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "to_backend": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "reason": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   }
+  },
+  "SelfTestResult": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "model_id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "adapter": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "n_tokens": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "agreement": {
+    "t": "float",
+    "required": false,
+    "default": 0.0
+   },
+   "matched_prefix": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "threshold": {
+    "t": "float",
+    "required": false,
+    "default": 0.0
+   },
+   "passed": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   },
+   "gpu_text": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "cpu_text": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "gpu_layers": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "error": {
     "t": "str",
     "required": false,
     "default": ""
