@@ -139,7 +139,7 @@ export function plan(p, preference = 'auto', requestedThreads = 0, opts = {}) {
     out.push({ backend: 'webgpu', reason: `WebGPU adapter "${p.webgpu.adapter}"${soft} has shader-f16 and the model fits its limits${compatNote}`, threads: 1, gpuLayers: 999, compat });
   }
   const why = preference === 'webgpu' ? `WebGPU requested but ${noGpu || opts.avoidGpu}`
-    : preference === 'auto' ? (noGpu || opts.avoidGpu || 'WebGPU failed') : `${preference} requested`;
+    : preference === 'auto' ? (noGpu || opts.avoidGpu || 'next after WebGPU') : `${preference} requested`;
   const mt = p.crossOriginIsolated && threads > 1;
   if (mt && preference !== 'wasm-st') {
     out.push({ backend: 'wasm-mt', reason: `${why}; cross-origin isolated, ${threads} threads${compatNote}`, threads, gpuLayers: 0, compat });
