@@ -153,6 +153,9 @@ async function selfTestKey(model) {
   return `${model.sha256 || model.id}|${adapterKey(await probed)}`;
 }
 
+/** "offloaded/total" layers of each engine started on WebGPU. */
+const gpuLayersOf = new WeakMap();
+
 /** Why not to use the GPU for `model` on this device ('' = no reason): a failed self-test. */
 async function gpuDistrust(model) {
   const r = await selfTest.remembered(await selfTestKey(model));
@@ -167,10 +170,9 @@ async function gpuDistrust(model) {
 async function startChecked(blob, req, choice) {
   engineLog = [];
   const w = await startEngine(blob, req, choice);
-  state.gpuLayers = '';
   if (choice.backend === 'webgpu') {
     const m = engineLog.map((l) => l.match(/offloaded (\d+)\/(\d+) layers to GPU/)).find(Boolean);
-    state.gpuLayers = m ? `${m[1]}/${m[2]}` : '';
+    if (m) gpuLayersOf.set(w, `${m[1]}/${m[2]}`);
     if (!m || m[1] !== m[2]) {
       await w.exit().catch(() => {});
       throw new Error(m ? `llama.cpp offloaded only ${m[1]}/${m[2]} layers to the GPU (no usable WebGPU device in the engine)`
@@ -215,6 +217,7 @@ function install(w, choice, model, req, blob, fromCache, t0, key) {
   state.choice = choice;
   state.loadedKey = key;
   state.loaded = { model, blob, req, fromCache };
+  state.gpuLayers = gpuLayersOf.get(w) ?? '';
   const info = w.getLoadedContextInfo();
   state.loadedInfo = {
     model_id: model.id, name: model.name, architecture: info.metadata['general.architecture'] ?? '',
@@ -271,14 +274,12 @@ async function runSelfTest(nTokens) {
   /** @type {Wllama | null} */ let other = null;
   try {
     other = await startChecked(l.blob, req, onGpu ? cpuChoice : gpuChoice);
-    const gpuLayers = onGpu ? state.gpuLayers : state.gpuLayers;
     const gpuW = onGpu ? state.wllama : other;
     const cpuW = onGpu ? other : state.wllama;
     const gpu = await selfTest.greedy(gpuW, nTokens);
     const cpu = await selfTest.greedy(cpuW, nTokens);
     const a = selfTest.agreement(gpu, cpu);
-    if (!onGpu) state.gpuLayers = '';
-    return { ...base, ...a, gpu_text: gpu.join(''), cpu_text: cpu.join(''), gpu_layers: gpuLayers };
+    return { ...base, ...a, gpu_text: gpu.join(''), cpu_text: cpu.join(''), gpu_layers: gpuLayersOf.get(gpuW) ?? '' };
   } catch (err) {
     return { ...base, error: `The self-test could not run: ${err?.message ?? err}` };
   } finally {
