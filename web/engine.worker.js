@@ -30,7 +30,7 @@ const fail = (id, code, message, hint = '', field = '') => post(T.EngineError, {
 //                       a real device loss) when the first answer starts;
 //   no-jspi             this worker has no JSPI (WebAssembly.Suspending is
 //                       removed before the probe), as in Safari or Firefox:
-//                       Chromium 156 has no switch to turn JSPI off any more.
+//                       Debian Chromium 150 has no switch left to turn JSPI off.
 const TEST_HOOK = (self.name.match(/#offgrid-test=([\w-]+)/) ?? [])[1] ?? '';
 if (TEST_HOOK === 'no-jspi') {
   delete WebAssembly.Suspending;
