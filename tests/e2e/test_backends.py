@@ -98,10 +98,14 @@ def test_lavapipe_webgpu_offloads_all_layers_answers_and_self_tests(launch, lava
     assert "tok/s on webgpu" in (app.page.locator("#model-detail").text_content() or "")
 
     # The self-test button: GPU and CPU greedy decoding compared, agreement shown.
+    app.page.evaluate("() => { window.selfTests = []; offgridDebug.listen((f) => {"
+                      " if (f.type === 'SelfTestResult') window.selfTests.push(f); }); }")
     app.button("Run GPU self-test").click()
-    app.page.wait_for_function("() => document.querySelector('#diagnostics-body').textContent.includes('Self-test tokens')",
-                               timeout=WEBGPU_BOOT_MS)
+    app.page.wait_for_function("() => window.selfTests.length === 1", timeout=WEBGPU_BOOT_MS)
+    clicked = app.page.evaluate("window.selfTests[0]")
+    assert not clicked["error"] and clicked["n_tokens"] > 0, clicked
     app.wait_ready(WEBGPU_BOOT_MS)
+    assert f"{clicked['agreement'] * 100:.0f}% of {clicked['n_tokens']}" in diagnostics_text(app)
     result = call(app, "SelfTest", {"n_tokens": 4})
     assert result["type"] == "SelfTestResult" and not result["error"], result
     assert 0.0 <= result["agreement"] <= 1.0 and result["passed"] == (result["agreement"] >= result["threshold"])
