@@ -355,7 +355,7 @@ class SelfTestResult(Message):
     model_id: str = ""
     adapter: str = ""
     n_tokens: int = 0
-    agreement: float = 0.0  # share of positions where both produced the same token
+    agreement: float = 0.0  # share of positions where the CPU, given the GPU's text so far, picks the GPU's token
     matched_prefix: int = 0  # tokens equal before the first difference
     threshold: float = 0.0
     passed: bool = False
