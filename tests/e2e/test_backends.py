@@ -138,7 +138,12 @@ def test_lost_gpu_device_during_an_answer_falls_back_and_the_conversation_contin
     # The device is destroyed as the answer starts: the worker reloads the model on the CPU by itself.
     app.page.wait_for_function("() => document.querySelector('#error-text').textContent.includes('now runs on')",
                                timeout=WEBGPU_BOOT_MS)
+    # ...and reports the model loaded again on the CPU.
+    app.page.wait_for_function("() => /wasm-(mt|st)/.test(document.querySelector('#model-detail').textContent)",
+                               timeout=WEBGPU_BOOT_MS)
     app.wait_ready(WEBGPU_BOOT_MS)
+    error = app.page.locator("#error-text").text_content() or ""
+    assert "webgpu backend failed" in error, error
     diag = call(app, "GetDiagnostics")
     assert diag["backend"] in ("wasm-mt", "wasm-st") and diag["fallbacks"], diag
     short_answers(app, 12)
