@@ -74,7 +74,7 @@ def diagnostics_text(app) -> str:
     return app.page.locator("#diagnostics-body").text_content() or ""
 
 
-def test_lavapipe_webgpu_offloads_all_layers_answers_and_self_tests(launch, lavapipe_env, server):
+def test_lavapipe_webgpu_offloads_all_layers_answers_and_self_tests(launch, lavapipe_env, server, artifacts):
     app = launch(lavapipe_env)
     app.open()
     app.wait_ready(WEBGPU_BOOT_MS)
@@ -107,6 +107,7 @@ def test_lavapipe_webgpu_offloads_all_layers_answers_and_self_tests(launch, lava
     assert not clicked["error"] and clicked["n_tokens"] > 0, clicked
     app.wait_ready(WEBGPU_BOOT_MS)
     assert f"{clicked['agreement'] * 100:.0f}% of {clicked['n_tokens']}" in diagnostics_text(app)
+    app.page.locator("details:has(#diagnostics-body)").screenshot(path=str(artifacts / "backends-webgpu-diagnostics.png"))
     result = call(app, "SelfTest", {"n_tokens": 4})
     assert result["type"] == "SelfTestResult" and not result["error"], result
     assert 0.0 <= result["agreement"] <= 1.0 and result["passed"] == (result["agreement"] >= result["threshold"])
