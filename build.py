@@ -46,6 +46,19 @@ def _chromium() -> None:
                    check=True, env=env, stdout=subprocess.DEVNULL)
 
 
+def _webgpu_tools() -> None:
+    """gcc for tests/webgpu_lavapipe/setup.sh (the e2e WebGPU tests build two small shims with it)."""
+    if shutil.which("gcc") and Path("/usr/include/stdio.h").exists():
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sys.exit("The WebGPU e2e tests need gcc and libc6-dev: run `sudo apt-get install -y gcc libc6-dev` first.")
+    print("installing gcc (WebGPU test shims)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "gcc", "libc6-dev"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+
 def build() -> None:
     from offgrid_dev.site import assemble
 
@@ -64,6 +77,7 @@ def main(argv: list[str]) -> int:
         serve(["--root", str(DIST), *argv[1:]])
     elif cmd == "test":
         _chromium()
+        _webgpu_tools()
         _pip_install("test", ["flask", "pytest", "playwright", "pytest_playwright", "hypothesis", "llama_cpp"])
         build()
         return subprocess.run([sys.executable, "-m", "pytest", *argv[1:]], cwd=ROOT).returncode

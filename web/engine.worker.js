@@ -6,13 +6,15 @@
 import { Wllama } from '../vendor/wllama/index.js';
 import { countTokens, generate } from './generation.js';
 import { PROTOCOL_VERSION, T, make, validate } from './protocol.gen.js';
-import { probe, choose } from './backend.js';
+import { probe, choose, plan, adapterKey } from './backend.js';
+import * as selfTest from './self_test.js';
 import {
   deleteModel, ensureStored, isCached, openModel, simulateQuota, storageEstimate, storedModels, WeightStoreError,
 } from './weight_store.js';
 import { budget, fitContext } from './memory_budget.js';
 
 const ENGINE = 'wllama 3.8.1 (stock build)';
+const AUTO_SELF_TEST_TOKENS = 8; // small: a software GPU decodes ~2 tokens/s
 const here = (path) => new URL(path, import.meta.url).href;
 const WASM_PATHS = { default: here('../vendor/wllama/wasm/wllama.wasm') };
 const COMPAT = { worker: here('../vendor/wllama-compat/wllama.js'), wasm: here('../vendor/wllama-compat/wllama.wasm') };
@@ -20,6 +22,38 @@ const COMPAT = { worker: here('../vendor/wllama-compat/wllama.js'), wasm: here('
 /** @type {(type: string, fields?: object, id?: string) => void} */
 const post = (type, fields = {}, id = '') => self.postMessage(JSON.stringify(make(type, fields, id)));
 const fail = (id, code, message, hint = '', field = '') => post(T.EngineError, { code, message, hint, field }, id);
+
+// Test hooks (for e2e tests and for trying the fallback by hand), set by the
+// page's URL fragment #offgrid-test=<hook> (main.js passes it in the worker's
+// name). Each makes a real failure happen inside the real engine worker:
+//   webgpu-refuse       the engine's requestAdapter() returns null (as on a
+//                       browser that refuses the adapter): llama.cpp then loads
+//                       nothing onto the GPU, which loadModel must notice;
+//   webgpu-lose-device  the engine's GPUDevice is destroyed (device.destroy(),
+//                       a real device loss) when the first answer starts;
+//   no-jspi             this worker has no JSPI (WebAssembly.Suspending is
+//                       removed before the probe), as in Safari or Firefox:
+//                       Debian Chromium 150 has no switch left to turn JSPI off.
+const TEST_HOOK = (self.name.match(/#offgrid-test=([\w-]+)/) ?? [])[1] ?? '';
+if (TEST_HOOK === 'no-jspi') {
+  delete WebAssembly.Suspending;
+  delete WebAssembly.promising;
+}
+const HOOK_CODE = {
+  'webgpu-refuse': 'try{Object.defineProperty(WorkerNavigator.prototype,"gpu",{get:()=>({requestAdapter:async()=>null})});}catch(e){}',
+  'webgpu-lose-device': 'try{const rd=GPUAdapter.prototype.requestDevice;let devs=[];GPUAdapter.prototype.requestDevice=async function(...a){const d=await rd.apply(this,a);devs.push(d);return d};'
+    + 'addEventListener("message",(e)=>{if(e.data&&e.data.verb==="offgrid.test.lose-device"){for(const d of devs)d.destroy();}});}catch(e){}',
+}[TEST_HOOK];
+if (HOOK_CODE) {
+  // wllama builds its llama.cpp worker from one string that starts with RUN_OPTIONS; prefix the hook to it.
+  const NativeBlob = self.Blob;
+  self.Blob = class extends NativeBlob {
+    constructor(parts, options) {
+      if (Array.isArray(parts) && typeof parts[0] === 'string' && parts[0].startsWith('const RUN_OPTIONS')) parts = [HOOK_CODE, ';', ...parts];
+      super(parts, options);
+    }
+  };
+}
 
 const state = {
   /** @type {Wllama | null} */ wllama: null,
@@ -30,7 +64,16 @@ const state = {
   /** @type {Record<string, any> | null} */ loadedInfo: null, // the ModelLoaded fields
   lifecycle: Promise.resolve(), // load/unload run one after another
   stopEarly: new Set(), // ids of requests stopped before they started
+  /** @type {{model: any, blob: Blob, req: any, fromCache: boolean} | null} */ loaded: null, // to restart on another backend
+  gpuLayers: '', // "31/31" when llama.cpp offloaded layers to the GPU
+  /** @type {string[]} */ fallbacks: [], // "webgpu: why" for each backend that failed this session
+  selfTest: '', // the last self-test, in words
+  hookFired: false,
 };
+
+// llama.cpp's log lines of the engine being started (to read how many layers went to the GPU).
+/** @type {string[]} */
+let engineLog = [];
 
 const probed = probe();
 // Test hooks (forwarded by main.js from the page's URL): plan as a device that
@@ -120,17 +163,179 @@ async function deleteStored(id, modelId) {
 async function diagnostics(id) {
   const p = await probed;
   const c = state.choice ?? choose(p);
+  const g = p.webgpu;
   post(T.Diagnostics, {
     backend: c.backend, backend_reason: c.reason, threads: c.threads,
     cross_origin_isolated: p.crossOriginIsolated, hardware_concurrency: p.hardwareConcurrency,
-    webgpu_adapter: p.webgpu?.adapter ?? '', webgpu_features: p.webgpu?.features ?? [],
+    webgpu_adapter: g?.adapter ?? '', webgpu_features: g?.features ?? [],
     jspi: p.jspi, memory64: p.memory64, compat: c.compat, device_memory_gb: p.deviceMemoryGb,
     user_agent: p.userAgent, libllama_version: Wllama.getLibllamaVersion(),
+    webgpu_vendor: g?.vendor ?? '', webgpu_architecture: g?.architecture ?? '', webgpu_description: g?.description || (g ? '' : p.webgpuError),
+    webgpu_fallback: g?.fallback ?? false, shader_f16: g?.shaderF16 ?? false, subgroups: g?.subgroups ?? false,
+    max_buffer_size: g?.maxBufferSize ?? 0, max_storage_buffer_binding_size: g?.maxStorageBufferBindingSize ?? 0,
+    gpu_layers: state.wllama && c.backend === 'webgpu' ? state.gpuLayers : '',
+    browser: p.browser, platform: p.platform, self_test: state.selfTest, fallbacks: state.fallbacks,
   }, id);
+}
+
+/** The self-test memory key for a model on this adapter. */
+async function selfTestKey(model) {
+  return `${model.sha256 || model.id}|${adapterKey(await probed)}`;
+}
+
+/** "offloaded/total" layers of each engine started on WebGPU. */
+const gpuLayersOf = new WeakMap();
+
+/** Why not to use the GPU for `model` on this device ('' = no reason): a failed self-test. */
+async function gpuDistrust(model) {
+  const r = await selfTest.remembered(await selfTestKey(model));
+  return r && !r.passed ? `the GPU self-test failed for this model on this device (agreement ${(r.agreement * 100).toFixed(0)}%), so the CPU is preferred` : '';
+}
+
+/**
+ * Start `choice` and check it really runs there: on WebGPU, llama.cpp must
+ * have offloaded every layer (it quietly loads on the CPU when the device
+ * is refused or unusable). Throws when not.
+ */
+async function startChecked(blob, req, choice) {
+  engineLog = [];
+  const w = await startEngine(blob, req, choice);
+  if (choice.backend === 'webgpu') {
+    const m = engineLog.map((l) => l.match(/offloaded (\d+)\/(\d+) layers to GPU/)).find(Boolean);
+    if (m) gpuLayersOf.set(w, `${m[1]}/${m[2]}`);
+    if (!m || m[1] !== m[2]) {
+      await w.exit().catch(() => {});
+      throw new Error(m ? `llama.cpp offloaded only ${m[1]}/${m[2]} layers to the GPU (no usable WebGPU device in the engine)`
+        : 'llama.cpp put no layers on the GPU (no usable WebGPU device in the engine)');
+    }
+  }
+  return w;
+}
+
+/**
+ * Start the engine on the first backend of the plan that works, falling back
+ * down the plan; each failure is posted (Log warn + BackendFallback).
+ * @returns {Promise<{w: Wllama, choice: import('./backend.js').Choice}>}
+ */
+async function startWithFallback(id, model, blob, req, skip = []) {
+  const p = await probed;
+  const choices = plan(p, req.backend, req.n_threads, { bytes: model.bytes, avoidGpu: await gpuDistrust(model) })
+    .filter((c) => !skip.includes(c.backend));
+  for (let i = 0; ; i += 1) {
+    const choice = choices[i];
+    try {
+      return { w: await startChecked(blob, req, choice), choice };
+    } catch (err) {
+      const next = choices[i + 1];
+      if (!next) throw err;
+      reportFallback(id, model, choice.backend, next, String(err?.message ?? err));
+    }
+  }
+}
+
+function reportFallback(id, model, from, next, reason) {
+  state.fallbacks.push(`${from}: ${reason}`);
+  next.reason = `${from} failed (${reason}); now ${next.backend}: ${next.reason}`;
+  post(T.Log, { level: 'warn', message: `${from} failed for ${model.name}: ${reason}. Falling back to ${next.backend}.` }, id);
+  post(T.BackendFallback, { model_id: model.id, from_backend: from, to_backend: next.backend, reason }, id);
+}
+
+/** Record a started engine as the loaded model; returns the ModelLoaded fields. */
+function install(w, choice, model, req, blob, fromCache, t0, key, notice = '') {
+  state.wllama = w;
+  state.modelId = model.id;
+  state.choice = choice;
+  state.loadedKey = key;
+  state.loaded = { model, blob, req, fromCache };
+  state.gpuLayers = gpuLayersOf.get(w) ?? '';
+  const info = w.getLoadedContextInfo();
+  state.loadedInfo = {
+    model_id: model.id, name: model.name, architecture: info.metadata['general.architecture'] ?? '',
+    parameters: info.metadata['general.size_label'] ?? '', quantization: model.quantization, bytes: model.bytes,
+    n_ctx: info.n_ctx, n_ctx_train: info.n_ctx_train, n_vocab: info.n_vocab, n_layer: info.n_layer, n_embd: info.n_embd,
+    chat_template: w.getChatTemplate() ?? '', backend: choice.backend,
+    threads: w.getNumThreads(), load_ms: performance.now() - t0, from_cache: fromCache, notice,
+  };
+  return state.loadedInfo;
+}
+
+/**
+ * The running backend failed (a lost device during an answer, a failed self-test):
+ * restart the same model on the next backend and tell the controller.
+ */
+async function recover(id, from, reason) {
+  const l = state.loaded;
+  if (!l) return;
+  const t0 = performance.now();
+  const w = state.wllama;
+  state.wllama = null;
+  if (w) await w.exit().catch(() => {});
+  const p = await probed;
+  const skip = from === 'webgpu' ? ['webgpu'] : ['webgpu', from];
+  const next = plan(p, l.req.backend === 'webgpu' ? 'auto' : l.req.backend, l.req.n_threads, { bytes: l.model.bytes }).find((c) => !skip.includes(c.backend));
+  if (!next) return fail(id, 'load_failed', `${from} failed (${reason}) and there is no other backend to run on.`, 'Reload the page.');
+  reportFallback(id, l.model, from, next, reason);
+  try {
+    const started = await startWithFallback(id, l.model, l.blob, { ...l.req, backend: next.backend === 'wasm-st' ? 'wasm-st' : 'auto' }, skip);
+    started.choice.reason = next.reason;
+    post(T.ModelLoaded, install(started.w, started.choice, l.model, l.req, l.blob, l.fromCache, t0, state.loadedKey), id);
+    diagnostics(id);
+  } catch (err) {
+    state.loadedKey = '';
+    fail(id, 'load_failed', `Could not restart ${l.model.name} after ${from} failed: ${err?.message ?? err}`, 'Reload the page.');
+  }
+}
+
+/**
+ * Greedy-decode the fixed prompt on the GPU and on the CPU and compare.
+ * Uses the loaded engine for whichever side it runs on and starts the other.
+ * @returns {Promise<Record<string, any>>} the SelfTestResult fields
+ */
+async function runSelfTest(nTokens) {
+  const l = state.loaded;
+  const p = await probed;
+  const base = { model_id: l?.model.id ?? '', adapter: p.webgpu?.adapter ?? '', n_tokens: nTokens, threshold: selfTest.THRESHOLD };
+  if (!l || !state.wllama) return { ...base, error: 'No model is loaded.' };
+  const gpuChoice = plan(p, 'webgpu', 1, { bytes: l.model.bytes })[0];
+  if (gpuChoice.backend !== 'webgpu') return { ...base, error: `No GPU to test: ${gpuChoice.reason}` };
+  const cpuChoice = plan(p, 'auto', l.req.n_threads, { avoidGpu: 'CPU side of the self-test' }).find((c) => c.backend !== 'webgpu');
+  const onGpu = state.choice?.backend === 'webgpu';
+  const req = { ...l.req, n_ctx: 256 };
+  /** @type {Wllama | null} */ let other = null;
+  try {
+    other = await startChecked(l.blob, req, onGpu ? cpuChoice : gpuChoice);
+    const gpuW = onGpu ? state.wllama : other;
+    const cpuW = onGpu ? other : state.wllama;
+    const gpu = await selfTest.greedy(gpuW, nTokens);
+    const { cpu, ...a } = await selfTest.compare(gpu, cpuW);
+    return { ...base, ...a, gpu_text: gpu.join(''), cpu_text: cpu.join(''), gpu_layers: gpuLayersOf.get(gpuW) ?? '' };
+  } catch (err) {
+    return { ...base, error: `The self-test could not run: ${err?.message ?? err}` };
+  } finally {
+    await other?.exit().catch(() => {});
+  }
+}
+
+/** Run the self-test, remember and report it; a failed one moves the model to the CPU. */
+async function selfTestAndReport(id, nTokens) {
+  const r = await runSelfTest(nTokens);
+  post(T.SelfTestResult, r, id);
+  if (r.error) {
+    state.selfTest = r.error;
+  } else {
+    state.selfTest = `${r.passed ? 'passed' : 'FAILED'}: GPU and CPU agree on ${(r.agreement * 100).toFixed(0)}% of ${r.n_tokens} greedy tokens (threshold ${(r.threshold * 100).toFixed(0)}%)`;
+    await selfTest.remember(await selfTestKey(state.loaded.model), { agreement: r.agreement, passed: r.passed, n_tokens: r.n_tokens });
+    if (!r.passed) {
+      post(T.Log, { level: 'warn', message: `GPU self-test failed: ${state.selfTest}. The CPU is preferred for this model on this device.` }, id);
+      if (state.choice?.backend === 'webgpu') return recover(id, 'webgpu', `self-test failed: ${state.selfTest}`);
+    }
+  }
+  return diagnostics(id);
 }
 
 async function unload() {
   const w = state.wllama;
+  state.loaded = null;
   const modelId = state.modelId;
   state.wllama = null;
   state.modelId = '';
@@ -185,23 +390,15 @@ async function loadModel(id, req, announce = true) {
     post(T.LoadProgress, { model_id: model.id, phase: 'read', loaded: 0, total: model.bytes, from_cache: fromCache }, id);
     blob ??= await openModel(model);
     if (state.wllama) post(T.ModelUnloaded, { model_id: await unload() }, id);
-    const p = await probed;
-    const choice = choose(p, req.backend, req.n_threads);
     post(T.LoadProgress, { model_id: model.id, phase: 'init', loaded: model.bytes, total: model.bytes, from_cache: fromCache }, id);
     if (fit.notice) post(T.Log, { level: 'warn', message: fit.notice }, id);
-    const w = await startEngine(blob, { ...req, n_ctx: fit.nCtx }, choice);
-    state.wllama = w;
-    state.modelId = model.id;
-    state.choice = choice;
-    state.loadedKey = key;
-    const info = w.getLoadedContextInfo();
-    state.loadedInfo = {
-      model_id: model.id, name: model.name, architecture: info.metadata['general.architecture'] ?? '',
-      parameters: info.metadata['general.size_label'] ?? '', quantization: model.quantization, bytes: model.bytes,
-      n_ctx: info.n_ctx, n_ctx_train: info.n_ctx_train, n_vocab: info.n_vocab, n_layer: info.n_layer, n_embd: info.n_embd,
-      chat_template: w.getChatTemplate() ?? '', backend: choice.backend,
-      threads: w.getNumThreads(), load_ms: performance.now() - t0, from_cache: fromCache, notice: fit.notice,
-    };
+    const { w, choice } = await startWithFallback(id, model, blob, { ...req, n_ctx: fit.nCtx });
+    install(w, choice, model, { ...req, n_ctx: fit.nCtx }, blob, fromCache, t0, key, fit.notice);
+    // The first time WebGPU runs this model on this device, check it against the CPU.
+    if (choice.backend === 'webgpu' && !(await selfTest.remembered(await selfTestKey(model)))) {
+      await selfTestAndReport(id, AUTO_SELF_TEST_TOKENS);
+      if (state.choice?.backend !== 'webgpu') return; // moved to the CPU; ModelLoaded was posted
+    }
     if (!announce) return;
     post(T.ModelLoaded, state.loadedInfo, id);
     diagnostics(id);
@@ -232,19 +429,38 @@ async function runGeneration(id, msg) {
   const abort = new AbortController();
   if (state.stopEarly.delete(id)) abort.abort();
   state.generation = { id, abort };
+  const backend = state.choice?.backend ?? '';
+  let failure = '';
+  // Errors of the engine while it runs on the GPU (a lost device, out of memory) move it to the CPU.
+  const watch = (type, fields = {}, rid = '') => {
+    if (type === T.EngineError && fields.code === 'inference_failed') {
+      failure = fields.message;
+      if (backend === 'webgpu') fields = { ...fields, hint: 'The GPU failed; Offgrid moves the model to the CPU. Regenerate to try again.' };
+    }
+    post(type, fields, rid);
+  };
+  if (TEST_HOOK === 'webgpu-lose-device' && backend === 'webgpu' && !state.hookFired && msg.type !== T.CountTokens) {
+    state.hookFired = true;
+    state.wllama.proxy?.worker?.postMessage({ verb: 'offgrid.test.lose-device' }); // see HOOK_CODE
+  }
   try {
     if (msg.type === T.CountTokens) post(T.TokenCount, await countTokens(state.wllama, msg), id);
-    else await generate(state.wllama, id, msg, abort.signal, post, state.choice?.backend ?? '');
+    else await generate(state.wllama, id, msg, abort.signal, watch, backend);
   } catch (err) {
-    fail(id, 'inference_failed', `The engine failed: ${err?.message ?? err}`, 'Try again; if it persists, reload the model.');
+    failure = String(err?.message ?? err);
+    fail(id, 'inference_failed', `The engine failed: ${failure}`, backend === 'webgpu' ? 'The GPU failed; Offgrid moves the model to the CPU.' : 'Try again; if it persists, reload the model.');
   } finally {
     state.generation = null;
+  }
+  if (failure && backend === 'webgpu') {
+    state.lifecycle = state.lifecycle.then(() => recover(id, 'webgpu', failure));
+    await state.lifecycle;
   }
 }
 
 const workerLogger = {
-  debug() {},
-  log() {},
+  debug: (...a) => { if (engineLog.length < 5000) engineLog.push(a.join(' ')); },
+  log: (...a) => { if (engineLog.length < 5000) engineLog.push(a.join(' ')); },
   warn: (...a) => post(T.Log, { level: 'warn', message: a.join(' ') }),
   error: (...a) => post(T.Log, { level: 'error', message: a.join(' ') }),
 };
@@ -259,6 +475,11 @@ async function handle(msg) {
     case T.DeleteModel:
       if (state.generation) return fail(id, 'busy', 'A generation is running.', 'Stop it first, then delete the model.');
       state.lifecycle = state.lifecycle.then(() => deleteStored(id, msg.model_id));
+    case T.SelfTest:
+      await state.lifecycle;
+      if (!state.wllama) return fail(id, 'no_model', 'No model is loaded.', 'Load a model first.');
+      if (state.generation) return fail(id, 'busy', `Request ${state.generation.id} is still generating.`, 'Wait for it to end.');
+      state.lifecycle = state.lifecycle.then(() => selfTestAndReport(id, msg.n_tokens));
       return state.lifecycle;
     case T.Stop:
       if (state.generation && (!msg.target || msg.target === state.generation.id)) state.generation.abort.abort();

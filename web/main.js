@@ -14,7 +14,9 @@ const workerUrl = new URL('./engine.worker.js', import.meta.url);
 for (const [key, value] of new URLSearchParams(location.search)) {
   if (key === 'device_memory_gb' || key === 'quota_mb') workerUrl.searchParams.set(key, value);
 }
-const worker = new Worker(workerUrl, { type: 'module', name: 'engine' });
+// A test hook in the URL fragment (#offgrid-test=webgpu-refuse, see engine.worker.js) travels in the worker's name.
+const testHook = location.hash.match(/offgrid-test=[\w-]+/)?.[0] ?? '';
+const worker = new Worker(workerUrl, { type: 'module', name: testHook ? `engine#${testHook}` : 'engine' });
 const bridge = createBridge(worker);
 
 // Until Python is up, show the engine's download progress here.

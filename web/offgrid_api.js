@@ -12,6 +12,7 @@ const FINAL = {
   [T.LoadModel]: T.ModelLoaded, [T.SwitchModel]: T.ModelLoaded, [T.InspectModel]: T.ModelLoaded,
   [T.UnloadModel]: T.ModelUnloaded, [T.ListModels]: T.ModelList, [T.GetDiagnostics]: T.Diagnostics,
   [T.CountTokens]: T.TokenCount, [T.GetStorage]: T.StorageReport, [T.DeleteModel]: T.StorageReport,
+  [T.SelfTest]: T.SelfTestResult,
 };
 
 /**

@@ -24,18 +24,19 @@ export function setConversations(json, current) {
 
 const SAMPLING = ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty', 'max_tokens', 'seed'];
 
-/** @param {string} json {system_prompt, sampling: {...}, n_ctx} */
+/** @param {string} json {system_prompt, sampling: {...}, n_ctx, backend} */
 export function setSettings(json) {
   const s = JSON.parse(json);
   settingsForm.elements.system_prompt.value = s.system_prompt;
   settingsForm.elements.n_ctx.value = s.n_ctx;
+  settingsForm.elements.backend.value = s.backend ?? 'auto';
   for (const name of SAMPLING) settingsForm.elements[name].value = s.sampling[name];
 }
 
 function readSettings() {
   const el = settingsForm.elements;
   const sampling = Object.fromEntries(SAMPLING.map((name) => [name, Number(el[name].value)]));
-  return JSON.stringify({ system_prompt: el.system_prompt.value, n_ctx: Number(el.n_ctx.value), sampling });
+  return JSON.stringify({ system_prompt: el.system_prompt.value, n_ctx: Number(el.n_ctx.value), backend: el.backend.value, sampling });
 }
 
 /** @param {string} json {models: [{model_id, name, version, size, state, loaded}], summary} */
@@ -107,6 +108,7 @@ export function bindPanels(controller) {
       controller.delete_model(b.dataset.delete);
     }
   });
+  $('self-test').addEventListener('click', () => controller.run_self_test());
   settingsForm.addEventListener('submit', (e) => {
     e.preventDefault();
     controller.update_settings(readSettings());

@@ -19,6 +19,7 @@ export const T = Object.freeze({
   GetDiagnostics: "GetDiagnostics",
   GetStorage: "GetStorage",
   DeleteModel: "DeleteModel",
+  SelfTest: "SelfTest",
   Hello: "Hello",
   ModelList: "ModelList",
   LoadProgress: "LoadProgress",
@@ -32,11 +33,13 @@ export const T = Object.freeze({
   Log: "Log",
   Diagnostics: "Diagnostics",
   StorageReport: "StorageReport",
+  BackendFallback: "BackendFallback",
+  SelfTestResult: "SelfTestResult",
   EngineError: "EngineError",
 });
 
-export const REQUESTS = Object.freeze(["LoadModel", "SwitchModel", "UnloadModel", "ListModels", "InspectModel", "Chat", "ChatBatch", "Complete", "Continue", "Stop", "CountTokens", "GetDiagnostics", "GetStorage", "DeleteModel"]);
-export const EVENTS = Object.freeze(["Hello", "ModelList", "LoadProgress", "ModelLoaded", "ModelUnloaded", "GenerateStart", "Delta", "GenerateEnd", "TokenCount", "Speed", "Log", "Diagnostics", "StorageReport", "EngineError"]);
+export const REQUESTS = Object.freeze(["LoadModel", "SwitchModel", "UnloadModel", "ListModels", "InspectModel", "Chat", "ChatBatch", "Complete", "Continue", "Stop", "CountTokens", "GetDiagnostics", "GetStorage", "DeleteModel", "SelfTest"]);
+export const EVENTS = Object.freeze(["Hello", "ModelList", "LoadProgress", "ModelLoaded", "ModelUnloaded", "GenerateStart", "Delta", "GenerateEnd", "TokenCount", "Speed", "Log", "Diagnostics", "StorageReport", "BackendFallback", "SelfTestResult", "EngineError"]);
 export const ERROR_CODES = Object.freeze(["bad_message", "bad_field", "no_model", "unknown_model", "busy", "download_failed", "integrity", "storage_full", "out_of_memory", "load_failed", "inference_failed", "version_mismatch", "internal"]);
 
 export const SCHEMA = {
@@ -411,6 +414,18 @@ export const SCHEMA = {
     "t": "str",
     "required": false,
     "default": ""
+   }
+  },
+  "SelfTest": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
    }
   },
   "Hello": {
@@ -886,6 +901,74 @@ export const SCHEMA = {
     "t": "str",
     "required": false,
     "default": ""
+   },
+   "webgpu_vendor": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "webgpu_architecture": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "webgpu_description": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "webgpu_fallback": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   },
+   "shader_f16": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   },
+   "subgroups": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   },
+   "max_buffer_size": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "max_storage_buffer_binding_size": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "gpu_layers": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "browser": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "platform": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "self_test": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "fallbacks": {
+    "t": "list",
+    "item": {
+     "t": "str"
+    },
+    "required": false,
+    "default": []
    }
   },
   "StorageReport": {
@@ -922,6 +1005,105 @@ export const SCHEMA = {
     "t": "bool",
     "required": false,
     "default": false
+   }
+  },
+  "BackendFallback": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "model_id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "from_backend": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "to_backend": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "reason": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   }
+  },
+  "SelfTestResult": {
+   "id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "v": {
+    "t": "int",
+    "required": false,
+    "default": 1
+   },
+   "model_id": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "adapter": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "n_tokens": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "agreement": {
+    "t": "float",
+    "required": false,
+    "default": 0.0
+   },
+   "matched_prefix": {
+    "t": "int",
+    "required": false,
+    "default": 0
+   },
+   "threshold": {
+    "t": "float",
+    "required": false,
+    "default": 0.0
+   },
+   "passed": {
+    "t": "bool",
+    "required": false,
+    "default": false
+   },
+   "gpu_text": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "cpu_text": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "gpu_layers": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "error": {
+    "t": "str",
+    "required": false,
+    "default": ""
    }
   },
   "EngineError": {

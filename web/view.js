@@ -179,13 +179,31 @@ export function setCanContinue(on) {
 export function setDiagnostics(json) {
   const data = JSON.parse(json);
   const last = data.last_answer;
+  const mib = (n) => (n ? `${(n / 1048576).toFixed(0)} MiB` : 'unknown');
+  const gpu = data.webgpu_vendor || data.webgpu_architecture || data.webgpu_adapter
+    ? [data.webgpu_vendor, data.webgpu_architecture].filter(Boolean).join(' · ') || data.webgpu_adapter
+    : `none${data.webgpu_description ? ` (${data.webgpu_description})` : ''}`;
+  const hasGpu = !gpu.startsWith('none');
+  const test = data.self_test_result;
   const rows = [
-    ['Backend', data.backend], ['Why', data.backend_reason], ['Threads', data.threads],
-    ['Cross-origin isolated', data.cross_origin_isolated], ['WebGPU adapter', data.webgpu_adapter || 'none'],
-    ['shader-f16', (data.webgpu_features || []).includes('shader-f16')], ['JSPI', data.jspi], ['Memory64', data.memory64],
-    ['Compat build', data.compat], ['llama.cpp', data.libllama_version],
+    ['Backend', data.backend], ['Why', data.backend_reason],
+    ...(data.gpu_layers ? [['Layers on the GPU', data.gpu_layers]] : []),
+    ['Threads', `${data.threads} (of ${data.hardware_concurrency} cores)`],
+    ['Cross-origin isolated', data.cross_origin_isolated],
+    ['WebGPU adapter', gpu],
+    ...(hasGpu ? [
+      ['Fallback (software) adapter', data.webgpu_fallback],
+      ['shader-f16', data.shader_f16], ['subgroups', data.subgroups],
+      ['Max buffer size', mib(data.max_buffer_size)], ['Max storage binding', mib(data.max_storage_buffer_binding_size)],
+    ] : []),
+    ['JSPI', data.jspi], ['Memory64', data.memory64], ['Compat build', data.compat],
+    ['Device memory', data.device_memory_gb ? `${data.device_memory_gb} GB` : 'not reported'],
+    ['Browser', data.browser], ['Platform', data.platform], ['llama.cpp', data.libllama_version],
+    ...(data.self_test ? [['GPU self-test', data.self_test]] : []),
+    ...(test && !test.error ? [['Self-test tokens', `GPU “${test.gpu_text}” · CPU “${test.cpu_text}”`]] : []),
+    ...((data.fallbacks || []).length ? [['Fallbacks', data.fallbacks.join('; ')]] : []),
     ...(last ? [['Last answer', `${last.decode_tps.toFixed(1)} tok/s decode · ${last.prefill_tps.toFixed(1)} tok/s prefill · first token ${Math.round(last.ttft_ms)} ms · ${last.backend}`]] : []),
-  ].filter(([, v]) => v !== undefined);
+  ].filter(([, v]) => v !== undefined && v !== '');
   els.diag.replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement('dt');
     dt.textContent = k;

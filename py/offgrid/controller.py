@@ -50,6 +50,10 @@ _TRANSITIONS: dict[State, set[State]] = {
 }
 
 
+
+BACKENDS = ("auto", "webgpu", "wasm-mt", "wasm-st")
+
+
 class Controller(ConversationActions, StorageActions):
     def __init__(self, send: Callable[[str], None], view: View, library: Library | None = None) -> None:
         self._send_raw = send
@@ -61,6 +65,9 @@ class Controller(ConversationActions, StorageActions):
         self.model: p.ModelLoaded | None = None
         self.diagnostics: p.Diagnostics | None = None
         self.last_speed: p.Speed | None = None
+        self.last_self_test: p.SelfTestResult | None = None
+        self._model_detail = ""  # the header's model line, before the last answer's speed
+        self._self_test_id = ""  # request id of the person's self-test
         self._ids = (f"c{i}" for i in itertools.count(1))
         self._gen_id = ""  # request id of the running generation (or of its token count)
         self._load_id = ""  # request id of the running LoadModel/SwitchModel
@@ -88,6 +95,12 @@ class Controller(ConversationActions, StorageActions):
         """The context the window is planned for: the loaded one, which the engine may have made smaller to fit memory."""
         loaded = self.model.n_ctx if self.model else 0
         return min(self.n_ctx_setting, loaded) if loaded else self.n_ctx_setting
+
+    @property
+    def backend(self) -> str:
+        """The backend setting: "auto" (the engine chooses), or one the person forced."""
+        value = self.library.app_settings.get("backend", "auto")
+        return value if value in BACKENDS else "auto"
 
     @property
     def _prompt_limit(self) -> int:
@@ -127,7 +140,7 @@ class Controller(ConversationActions, StorageActions):
         self.view.set_model(info.name, f"{info.quantization} · {size(info.bytes)}")
         self.view.set_status(f"Loading {info.name}…", "busy")
         request = p.SwitchModel if switching else p.LoadModel
-        self._load_id = self.send(request(model_id=model_id, n_ctx=self.n_ctx_setting))
+        self._load_id = self.send(request(model_id=model_id, n_ctx=self.n_ctx_setting, backend=self.backend))
         self.library.save_app_settings(model_id=model_id)
 
     switch_model = load_model
@@ -298,7 +311,8 @@ class Controller(ConversationActions, StorageActions):
         self._go(State.READY)
         self.view.set_progress(None, "")
         quant = f"{msg.quantization} · " if msg.quantization else ""
-        self.view.set_model(msg.name or msg.model_id, f"{quant}{msg.backend} · {msg.threads} thread(s) · ctx {msg.n_ctx}")
+        self._model_detail = f"{quant}{msg.backend} · {msg.threads} thread(s) · ctx {msg.n_ctx}"
+        self.view.set_model(msg.name or msg.model_id, self._model_detail)
         self._show_models()
         self._show_can_continue()
         self._ready()
@@ -338,10 +352,44 @@ class Controller(ConversationActions, StorageActions):
     def _on_Speed(self, msg: p.Speed) -> None:
         self.last_speed = msg
         self._show_diagnostics()
+        if self.model is not None and msg.decode_tps:
+            # So that a slow fallback is visible where the person looks.
+            self.view.set_model(self.model.name or self.model.model_id,
+                                f"{self._model_detail} · last answer {msg.decode_tps:.1f} tok/s on {msg.backend}")
+
+    def _on_BackendFallback(self, msg: p.BackendFallback) -> None:
+        self.view.show_error(
+            f"The {msg.from_backend} backend failed ({msg.reason}). Offgrid now runs on {msg.to_backend}.",
+            "Your conversation is kept; answers may be slower.",
+        )
+
+    def _on_SelfTestResult(self, msg: p.SelfTestResult) -> None:
+        self.last_self_test = msg
+        self._show_diagnostics()
+        if msg.error:
+            if msg.id and msg.id == self._self_test_id:  # an automatic run that could not start stays quiet
+                self.view.show_error(f"GPU self-test: {msg.error}", "")
+        elif not msg.passed:
+            self.view.show_error(
+                f"GPU self-test failed: the GPU and the CPU agree on only {msg.agreement * 100:.0f}% of "
+                f"{msg.n_tokens} tokens (needed {msg.threshold * 100:.0f}%).",
+                "Offgrid prefers the CPU for this model on this device.",
+            )
+
+    def run_self_test(self) -> None:
+        """The diagnostics panel's self-test button: compare GPU and CPU decoding."""
+        if self.state is not State.READY:
+            self.view.show_error("The self-test needs a loaded model and no answer being written.", "")
+            return
+        self.view.set_status("Running the GPU self-test…", "busy")
+        self._self_test_id = self.send(p.SelfTest())
 
     def _on_Diagnostics(self, msg: p.Diagnostics) -> None:
         self.diagnostics = msg
         self._show_diagnostics()
+        if msg.id and msg.id == self._self_test_id and self.state is State.READY:
+            self._self_test_id = ""
+            self._ready()
 
     def _on_EngineError(self, msg: p.EngineError) -> None:
         self.view.show_error(msg.message, msg.hint)
@@ -396,6 +444,8 @@ class Controller(ConversationActions, StorageActions):
         data: dict[str, Any] = asdict(self.diagnostics) if self.diagnostics else {}
         if self.last_speed:
             data["last_answer"] = asdict(self.last_speed)
+        if self.last_self_test:
+            data["self_test_result"] = asdict(self.last_self_test)
         self.view.set_diagnostics(data)
 
     def snapshot(self) -> dict[str, Any]:

@@ -62,6 +62,9 @@ class ConversationActions:
             sampling = p.decode(json.dumps({"type": "Complete", "v": p.PROTOCOL_VERSION,
                                             "sampling": {**asdict(self.sampling), **data.get("sampling", {})}})).sampling
             n_ctx = int(data.get("n_ctx", self.n_ctx_setting))
+            backend = str(data.get("backend", self.backend))
+            if backend not in ("auto", "webgpu", "wasm-mt", "wasm-st"):
+                raise p.ProtocolError("bad_field", f"backend = {backend!r} is not auto, webgpu, wasm-mt or wasm-st", "backend")
             if not 128 <= n_ctx <= 131072:
                 raise p.ProtocolError("bad_field", f"n_ctx = {n_ctx} is outside [128, 131072]", "n_ctx")
         except (ValueError, TypeError) as exc:
@@ -71,11 +74,11 @@ class ConversationActions:
         conv.settings.system_prompt = str(data.get("system_prompt", conv.settings.system_prompt))
         conv.settings.sampling = sampling
         self.library.save(conv)
-        reload = n_ctx != self.n_ctx_setting
-        self.library.save_app_settings(n_ctx=n_ctx)
+        reload = n_ctx != self.n_ctx_setting or backend != self.backend
+        self.library.save_app_settings(n_ctx=n_ctx, backend=backend)
         if reload and self.model and self.state.value == "ready":
             self.load_model(self.model.model_id)  # a new context size needs a new engine context
-        self.view.set_settings({**asdict(conv.settings), "n_ctx": self.n_ctx_setting})
+        self.view.set_settings({**asdict(conv.settings), "n_ctx": self.n_ctx_setting, "backend": self.backend})
         return True
 
     def _show_conversations(self: Controller) -> None:
@@ -91,5 +94,5 @@ class ConversationActions:
                 self.view.update_message(i, t.content, True, NOTES.get(t.end_reason, ""))
         self.view.set_out_of_view(min(self._window_start, len(conv.turns)))
         self._show_can_continue()
-        self.view.set_settings({**asdict(conv.settings), "n_ctx": self.n_ctx_setting})
+        self.view.set_settings({**asdict(conv.settings), "n_ctx": self.n_ctx_setting, "backend": self.backend})
         self._show_conversations()

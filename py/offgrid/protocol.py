@@ -187,6 +187,12 @@ class DeleteModel(Message):
 
     kind: ClassVar[str] = "request"
     model_id: str = ""
+class SelfTest(Message):
+    """Greedy-decode a fixed prompt for `n_tokens` on the GPU (WebGPU) and on the
+    CPU with the loaded model; answered by SelfTestResult."""
+
+    kind: ClassVar[str] = "request"
+    n_tokens: int = field(default=8, metadata=_range(1, 64))
 
 
 # Events (worker -> controller)
@@ -329,6 +335,50 @@ class Diagnostics(Message):
     user_agent: str = ""
     libllama_version: str = ""
     engine: str = ""  # the engine build in use, e.g. "simd" or "stock (no SIMD kernels)"
+    # The WebGPU adapter as the browser describes it (empty/0 without one).
+    webgpu_vendor: str = ""
+    webgpu_architecture: str = ""
+    webgpu_description: str = ""
+    webgpu_fallback: bool = False  # isFallbackAdapter (a software adapter)
+    shader_f16: bool = False
+    subgroups: bool = False
+    max_buffer_size: int = 0  # bytes
+    max_storage_buffer_binding_size: int = 0  # bytes
+    gpu_layers: str = ""  # layers llama.cpp offloaded to the GPU, e.g. "31/31" ("" = CPU)
+    browser: str = ""  # e.g. "Chromium 156"
+    platform: str = ""  # e.g. "Linux x86_64"
+    self_test: str = ""  # the last GPU-vs-CPU self-test for this model and adapter, in words
+    fallbacks: list[str] = field(default_factory=list)  # backends that failed this session, and why
+
+
+@dataclass(frozen=True)
+class BackendFallback(Message):
+    """The chosen backend failed (load error, out of memory, lost device, failed
+    self-test); the worker moved to `to_backend` by itself. A ModelLoaded follows."""
+
+    kind: ClassVar[str] = "event"
+    model_id: str = ""
+    from_backend: str = ""
+    to_backend: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SelfTestResult(Message):
+    """Token agreement of greedy decoding on the GPU and on the CPU."""
+
+    kind: ClassVar[str] = "event"
+    model_id: str = ""
+    adapter: str = ""
+    n_tokens: int = 0
+    agreement: float = 0.0  # share of positions where the CPU, given the GPU's text so far, picks the GPU's token
+    matched_prefix: int = 0  # tokens equal before the first difference
+    threshold: float = 0.0
+    passed: bool = False
+    gpu_text: str = ""
+    cpu_text: str = ""
+    gpu_layers: str = ""  # offloaded layers of the GPU run, e.g. "31/31"
+    error: str = ""  # why no comparison could be made ("" when it ran)
 
 
 @dataclass(frozen=True)
@@ -375,6 +425,7 @@ REQUESTS: tuple[type[Message], ...] = (
     GetDiagnostics,
     GetStorage,
     DeleteModel,
+    SelfTest,
 )
 EVENTS: tuple[type[Message], ...] = (
     Hello,
@@ -390,6 +441,8 @@ EVENTS: tuple[type[Message], ...] = (
     Log,
     Diagnostics,
     StorageReport,
+    BackendFallback,
+    SelfTestResult,
     EngineError,
 )
 MESSAGE_TYPES: dict[str, type[Message]] = {c.__name__: c for c in REQUESTS + EVENTS}
