@@ -22,6 +22,7 @@ from typing import Any, Callable
 from . import context
 from . import protocol as p
 from .conversation import Conversation
+from .backend_actions import BackendActions
 from .conversation_actions import NOTES, ConversationActions
 from .library import Library, MemoryStorage
 from .storage_actions import StorageActions, size
@@ -50,11 +51,7 @@ _TRANSITIONS: dict[State, set[State]] = {
 }
 
 
-
-BACKENDS = ("auto", "webgpu", "wasm-mt", "wasm-st")
-
-
-class Controller(ConversationActions, StorageActions):
+class Controller(ConversationActions, StorageActions, BackendActions):
     def __init__(self, send: Callable[[str], None], view: View, library: Library | None = None) -> None:
         self._send_raw = send
         self.view = view
@@ -95,12 +92,6 @@ class Controller(ConversationActions, StorageActions):
         """The context the window is planned for: the loaded one, which the engine may have made smaller to fit memory."""
         loaded = self.model.n_ctx if self.model else 0
         return min(self.n_ctx_setting, loaded) if loaded else self.n_ctx_setting
-
-    @property
-    def backend(self) -> str:
-        """The backend setting: "auto" (the engine chooses), or one the person forced."""
-        value = self.library.app_settings.get("backend", "auto")
-        return value if value in BACKENDS else "auto"
 
     @property
     def _prompt_limit(self) -> int:
@@ -356,33 +347,6 @@ class Controller(ConversationActions, StorageActions):
             # So that a slow fallback is visible where the person looks.
             self.view.set_model(self.model.name or self.model.model_id,
                                 f"{self._model_detail} · last answer {msg.decode_tps:.1f} tok/s on {msg.backend}")
-
-    def _on_BackendFallback(self, msg: p.BackendFallback) -> None:
-        self.view.show_error(
-            f"The {msg.from_backend} backend failed ({msg.reason}). Offgrid now runs on {msg.to_backend}.",
-            "Your conversation is kept; answers may be slower.",
-        )
-
-    def _on_SelfTestResult(self, msg: p.SelfTestResult) -> None:
-        self.last_self_test = msg
-        self._show_diagnostics()
-        if msg.error:
-            if msg.id and msg.id == self._self_test_id:  # an automatic run that could not start stays quiet
-                self.view.show_error(f"GPU self-test: {msg.error}", "")
-        elif not msg.passed:
-            self.view.show_error(
-                f"GPU self-test failed: the GPU and the CPU agree on only {msg.agreement * 100:.0f}% of "
-                f"{msg.n_tokens} tokens (needed {msg.threshold * 100:.0f}%).",
-                "Offgrid prefers the CPU for this model on this device.",
-            )
-
-    def run_self_test(self) -> None:
-        """The diagnostics panel's self-test button: compare GPU and CPU decoding."""
-        if self.state is not State.READY:
-            self.view.show_error("The self-test needs a loaded model and no answer being written.", "")
-            return
-        self.view.set_status("Running the GPU self-test…", "busy")
-        self._self_test_id = self.send(p.SelfTest())
 
     def _on_Diagnostics(self, msg: p.Diagnostics) -> None:
         self.diagnostics = msg

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from . import protocol as p
+from .backend_actions import BACKENDS
 
 if TYPE_CHECKING:
     from .controller import Controller
@@ -63,7 +64,7 @@ class ConversationActions:
                                             "sampling": {**asdict(self.sampling), **data.get("sampling", {})}})).sampling
             n_ctx = int(data.get("n_ctx", self.n_ctx_setting))
             backend = str(data.get("backend", self.backend))
-            if backend not in ("auto", "webgpu", "wasm-mt", "wasm-st"):
+            if backend not in BACKENDS:
                 raise p.ProtocolError("bad_field", f"backend = {backend!r} is not auto, webgpu, wasm-mt or wasm-st", "backend")
             if not 128 <= n_ctx <= 131072:
                 raise p.ProtocolError("bad_field", f"n_ctx = {n_ctx} is outside [128, 131072]", "n_ctx")
