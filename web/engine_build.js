@@ -107,7 +107,7 @@ export function selectBuild(features, backend, builds, requested = '') {
 
 /** What Diagnostics says about a build. @param {Build} build */
 export function describe(build) {
-  return build.simd_kernels ? `${build.id} (llama.cpp WASM SIMD kernels)` : `${build.id} engine (no SIMD kernels)`;
+  return build.simd_kernels ? build.label : `${build.id} engine (no SIMD kernels)`;
 }
 
 /**

@@ -58,16 +58,26 @@ CPU_LOCK = "/tmp/offgrid-cpu.lock"
 
 @dataclass(frozen=True)
 class Variant:
-    """One engine build: its id in builds.json and how it differs from the base recipe."""
+    """One engine build: its id in builds.json and how it differs from the base recipe.
+
+    Variants with the same `tree` share one CMake build tree: relaxed differs from simd in
+    ggml-cpu's flags only, so after simd it recompiles ggml-cpu and links (about 3 min).
+    """
 
     id: str
     label: str
     env: tuple[tuple[str, str], ...] = ()
     requires: tuple[str, ...] = ("jspi", "memory64", "simd128")
+    tree: str = "simd"
 
 
 SIMD = Variant("simd", "simd (llama.cpp WASM SIMD kernels)")
-VARIANTS = (SIMD,)
+# -mrelaxed-simd alone leaves the wasm byte-identical (ggml's wasm code has no relaxed
+# intrinsics); with -ffp-contract=fast clang fuses multiply-adds into f32x4.relaxed_madd.
+RELAXED = Variant("relaxed", "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD fused multiply-add)",
+                  env=(("CPU_CFLAGS", "-mrelaxed-simd -ffp-contract=fast"),),
+                  requires=("jspi", "memory64", "simd128", "relaxed_simd"))
+VARIANTS = (SIMD, RELAXED)
 
 
 def _sha256(path: Path) -> str:
@@ -161,8 +171,16 @@ def _sdist(cache: Path, log) -> Path:
 
 
 def _sources(work: Path, sdist: Path) -> Path:
-    """wllama's package with llama.cpp (from the sdist) next to its cpp/, plus the server-decision stub."""
+    """wllama's package with llama.cpp (from the sdist) next to its cpp/, plus the server-decision
+    stub. Kept (with its build tree) while these inputs stay the same."""
     src = work / "wllama"
+    stamp = work / "sources.sha256"
+    want = hashlib.sha256(json.dumps([wllama_integrity(), SDIST[2]] + [
+        _sha256(RECIPE / n) for n in ("server-decision.h", "server-decision.cpp")]).encode()).hexdigest()
+    shutil.copyfile(RECIPE / "build-in-chroot.sh", work / "build-in-chroot.sh")
+    (work / "build-in-chroot.sh").chmod(0o755)
+    if stamp.exists() and stamp.read_text() == want and src.exists():
+        return src
     if src.exists():
         shutil.rmtree(src)
     shutil.copytree(WLLAMA_PKG, src, ignore=shutil.ignore_patterns("node_modules", "esm", "assets", "*.bin"))
@@ -176,24 +194,23 @@ def _sources(work: Path, sdist: Path) -> Path:
     # (merged upstream 2026-10-02); the sdist's 0c1e570 (2026-10-01) lacks it: add a stub.
     for name in ("server-decision.h", "server-decision.cpp"):
         shutil.copyfile(RECIPE / name, src / "llama.cpp" / "tools" / "server" / name)
-    shutil.copyfile(RECIPE / "build-in-chroot.sh", work / "build-in-chroot.sh")
-    (work / "build-in-chroot.sh").chmod(0o755)
+    stamp.write_text(want)
     return src
 
 
-def _progress(make_log: Path, done: threading.Event, log, t0: float) -> None:
+def _progress(name: str, make_log: Path, done: threading.Event, log, t0: float) -> None:
     """One line every 30 s while make runs: its last [NN%] and the elapsed time."""
     while not done.wait(30):
         pct = ""
         if make_log.exists():
             hits = re.findall(r"\[\s*(\d+)%\]", make_log.read_text(errors="replace")[-4000:])
             pct = f"{hits[-1]}%" if hits else ""
-        log(f"  compiling the SIMD engine: {pct or 'configuring'} after {time.monotonic() - t0:.0f} s "
+        log(f"  compiling the {name} engine: {pct or 'configuring'} after {time.monotonic() - t0:.0f} s "
             "(about 12 min on 2 cores, once)")
 
 
 def _compile(root: Path, variant: Variant, sdist: Path, log) -> Path:
-    work = root / "build" / variant.id
+    work = root / "build" / variant.tree
     work.mkdir(parents=True, exist_ok=True)
     src = _sources(work, sdist)
     proc = root / "proc"
@@ -201,15 +218,15 @@ def _compile(root: Path, variant: Variant, sdist: Path, log) -> Path:
     if not os.path.ismount(proc):
         subprocess.run(["mount", "--bind", "/proc", str(proc)], check=True)
         mounted = True
-    env_args = [f"{k}={v}" for k, v in (("SRC", "/build/" + variant.id + "/wllama"), ("BUILD", "out"), *variant.env)]
-    cmd = ["chroot", str(root), "env", *env_args, "bash", f"/build/{variant.id}/build-in-chroot.sh"]
+    env_args = [f"{k}={v}" for k, v in (("SRC", f"/build/{variant.tree}/wllama"), ("BUILD", "out"), *variant.env)]
+    cmd = ["chroot", str(root), "env", *env_args, "bash", f"/build/{variant.tree}/build-in-chroot.sh"]
     # Compiles hold the machine's shared CPU lock (other builds and e2e runs wait), at low priority.
     if shutil.which("flock"):
         cmd = ["flock", CPU_LOCK, *cmd]
     cmd = ["nice", "-n", "10", *cmd]
     done = threading.Event()
     t0 = time.monotonic()
-    ticker = threading.Thread(target=_progress, args=(src / "out" / "make.log", done, log, t0), daemon=True)
+    ticker = threading.Thread(target=_progress, args=(variant.id, src / "out" / "make.log", done, log, t0), daemon=True)
     ticker.start()
     try:
         subprocess.run(cmd, check=True)
@@ -221,8 +238,9 @@ def _compile(root: Path, variant: Variant, sdist: Path, log) -> Path:
     return src / "out"
 
 
-def kernel_count(root: Path | None, wasm: Path) -> int:
-    """How many i32x4.dot_i16x8_s (ggml's SIMD dot products) the wasm has, by wasm-objdump."""
+def kernel_count(root: Path | None, wasm: Path, op: str = "i32x4.dot_i16x8_s") -> int:
+    """How often `op` occurs in the wasm's code (wasm-objdump -d), by default ggml's SIMD dot
+    product. `root`: a chroot whose wabt to use (1.0.42 reads wasm64 tables), None: the host's."""
     if root is not None and (root / "usr" / "bin" / "wasm-objdump").exists():
         inside = root / "tmp" / "count.wasm"
         shutil.copyfile(wasm, inside)
@@ -233,7 +251,7 @@ def kernel_count(root: Path | None, wasm: Path) -> int:
             inside.unlink()
     else:
         out = subprocess.run(["wasm-objdump", "-d", str(wasm)], capture_output=True, text=True).stdout
-    return out.count("i32x4.dot_i16x8_s")
+    return out.count(op)
 
 
 def build(cache: Path, variant: Variant = SIMD, log=print) -> Path | None:
@@ -261,6 +279,7 @@ def build(cache: Path, variant: Variant = SIMD, log=print) -> Path | None:
         "sources": {"wllama": wllama_integrity(), "llama-cpp-python sdist sha256": SDIST[2]},
         "build_seconds": round(time.monotonic() - t0), "wasm_bytes": (tmp / "wllama.wasm").stat().st_size,
         "dot_i16x8_s": kernel_count(root, tmp / "wllama.wasm"),
+        "relaxed_madd": kernel_count(root, tmp / "wllama.wasm", "f32x4.relaxed_madd"),
     }
     (tmp / "build.json").write_text(json.dumps(info, indent=1))
     tmp.rename(out)
@@ -291,6 +310,7 @@ def assemble(dist: Path, cache: Path, log=print) -> dict:
         if built is None:
             break
         info = json.loads((built / "build.json").read_text())
+        log(f"  engine {variant.id}: {info['wasm_bytes']:,} B wasm, {info['dot_i16x8_s']} SIMD dot products")
         out = dist / "engine" / variant.id
         swap_glue(WLLAMA_PKG / "esm" / "index.js", built / "wllama.js", out / "index.js")
         (out / "wasm").mkdir(parents=True, exist_ok=True)
@@ -300,7 +320,9 @@ def assemble(dist: Path, cache: Path, log=print) -> dict:
             "module": f"engine/{variant.id}/index.js", "wasm": f"engine/{variant.id}/wasm/wllama.wasm",
             "compat": None, "webgpu": False, "simd_kernels": True, "requires": list(variant.requires),
             "toolchain": info["toolchain"], "wasm_bytes": info["wasm_bytes"], "dot_i16x8_s": info["dot_i16x8_s"],
+            "relaxed_madd": info["relaxed_madd"], "build_seconds": info["build_seconds"],
         })
+    # The CPU build for every browser with SIMD128; the worker takes relaxed where it validates.
     default_cpu = "simd" if any(b["id"] == "simd" for b in builds) else "stock"
     doc = {"builds": builds, "default_cpu": default_cpu}
     (dist / "engine").mkdir(parents=True, exist_ok=True)
