@@ -61,11 +61,11 @@ def test_builds_json_follows_the_contract(dist):
     assert set(simd["toolchain"]["installed"]) == set(engine_build.TOOLCHAIN)
 
 
-def _count(wasm: Path) -> int:
+def _count(wasm: Path, op: str = "i32x4.dot_i16x8_s") -> int:
     root = _objdump()
     if root is None:
         pytest.fail("no wasm-objdump (apt-get install wabt) to count the SIMD kernels")
-    return engine_build.kernel_count(None if root == Path("/") else root, wasm)
+    return engine_build.kernel_count(None if root == Path("/") else root, wasm, op)
 
 
 def test_served_simd_wasm_has_the_dot_product_kernels_and_stock_has_none(dist):
@@ -78,6 +78,19 @@ def test_served_simd_wasm_has_the_dot_product_kernels_and_stock_has_none(dist):
     assert _count(dist / "vendor" / "wllama" / "wasm" / "wllama.wasm") == 0
     # The served bundle runs the new glue: it is not the stock index.js.
     assert (dist / simd["module"]).read_bytes() != (dist / "vendor" / "wllama" / "index.js").read_bytes()
+
+
+def test_relaxed_build_fuses_multiply_adds_and_simd_does_not(dist):
+    doc = _builds(dist)
+    _require_simd(doc)
+    by_id = {b["id"]: b for b in doc["builds"]}
+    assert "relaxed" in by_id, "the relaxed-SIMD build is missing"
+    relaxed = by_id["relaxed"]
+    assert "relaxed_simd" in relaxed["requires"] and relaxed["simd_kernels"] and not relaxed["webgpu"]
+    # -mrelaxed-simd alone changes nothing; with -ffp-contract=fast ggml-cpu gets relaxed_madd.
+    assert _count(dist / relaxed["wasm"], "f32x4.relaxed_madd") == relaxed["relaxed_madd"] > 0
+    assert _count(dist / relaxed["wasm"]) > 0
+    assert _count(dist / by_id["simd"]["wasm"], "f32x4.relaxed_madd") == 0
 
 
 def test_a_second_assemble_compiles_nothing_and_asks_nothing(dist, tmp_path, monkeypatch):

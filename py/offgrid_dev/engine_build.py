@@ -203,7 +203,7 @@ def _progress(name: str, make_log: Path, done: threading.Event, log, t0: float) 
     while not done.wait(30):
         pct = ""
         if make_log.exists():
-            hits = re.findall(r"\[\s*(\d+)%\]", make_log.read_text(errors="replace")[-4000:])
+            hits = re.findall(r"^\[\s*(\d+)%\]", make_log.read_text(errors="replace"), re.M)
             pct = f"{hits[-1]}%" if hits else ""
         log(f"  compiling the {name} engine: {pct or 'configuring'} after {time.monotonic() - t0:.0f} s "
             "(about 12 min on 2 cores, once)")
@@ -213,6 +213,7 @@ def _compile(root: Path, variant: Variant, sdist: Path, log) -> Path:
     work = root / "build" / variant.tree
     work.mkdir(parents=True, exist_ok=True)
     src = _sources(work, sdist)
+    (src / "out" / "make.log").unlink(missing_ok=True)  # the progress line reads this run's
     proc = root / "proc"
     mounted = False
     if not os.path.ismount(proc):
