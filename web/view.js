@@ -183,7 +183,7 @@ export function setDiagnostics(json) {
     ['Backend', data.backend], ['Why', data.backend_reason], ['Threads', data.threads],
     ['Cross-origin isolated', data.cross_origin_isolated], ['WebGPU adapter', data.webgpu_adapter || 'none'],
     ['shader-f16', (data.webgpu_features || []).includes('shader-f16')], ['JSPI', data.jspi], ['Memory64', data.memory64],
-    ['Compat build', data.compat], ['llama.cpp', data.libllama_version],
+    ['Compat build', data.compat], ['llama.cpp', data.libllama_version], ['Engine', data.engine || undefined],
     ...(last ? [['Last answer', `${last.decode_tps.toFixed(1)} tok/s decode · ${last.prefill_tps.toFixed(1)} tok/s prefill · first token ${Math.round(last.ttft_ms)} ms · ${last.backend}`]] : []),
   ].filter(([, v]) => v !== undefined);
   els.diag.replaceChildren(...rows.flatMap(([k, v]) => {

@@ -60,6 +60,10 @@ def test_the_detected_build_is_the_one_loaded(app, dist):
         assert diag["engine"] == "simd (llama.cpp WASM SIMD kernels)"
     else:
         assert diag["engine"].startswith("relaxed (llama.cpp WASM SIMD kernels")
+    # The diagnostics panel says so too.
+    app.page.wait_for_function(
+        "(want) => document.getElementById('diagnostics-body').textContent.includes(want + ' (llama.cpp WASM SIMD kernels')",
+        arg=want)
     # The browser fetched that build's wasm, not the stock one.
     assert any(u.endswith(f"/engine/{want}/wasm/wllama.wasm") for u in app.requests)
     assert not any(u.endswith("/vendor/wllama/wasm/wllama.wasm") for u in app.requests)
