@@ -134,3 +134,17 @@ def test_no_toolchain_ships_the_stock_engine_only(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "dist" / "engine" / "builds.json").read_text()) == doc
     assert len(lines) == 1 and "not a Debian system" in lines[0] and "stock" in lines[0]
     assert not (tmp_path / "dist" / "engine" / "simd").exists()
+
+
+def test_a_moved_toolchain_is_reported_in_one_line(dist, monkeypatch):
+    _require_simd(_builds(dist))
+    root = CACHE / "engine" / engine_build.SUITE
+    installed = engine_build.installed_versions(root)
+    assert set(installed) == set(engine_build.TOOLCHAIN)
+    lines: list[str] = []
+    monkeypatch.setattr(engine_build, "TOOLCHAIN", installed)
+    assert engine_build._check_toolchain(root, lines.append)["differs"] == {} and lines == []
+    monkeypatch.setattr(engine_build, "TOOLCHAIN", {**installed, "emscripten": "3.1.69+dfsg-1"})
+    moved = engine_build._check_toolchain(root, lines.append)
+    assert moved["differs"] == {"emscripten": ["3.1.69+dfsg-1", installed["emscripten"]]}
+    assert len(lines) == 1 and "differs" in lines[0] and "emscripten" in lines[0] and "3.1.69" in lines[0]
