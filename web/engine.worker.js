@@ -125,6 +125,14 @@ async function loadModel(id, req, announce = true) {
     return diagnostics(id);
   }
   const failQuietly = (...args) => announce && fail(...args);
+  if (req.engine) { // refuse an engine build that cannot run before unloading anything
+    const p = await probed;
+    try {
+      selectBuild(detectFeatures(p), choose(p, req.backend, req.n_threads).backend, await builds, req.engine);
+    } catch (err) {
+      return failQuietly(id, err.code ?? 'bad_field', err.message, err.hint ?? '', err.field ?? 'engine');
+    }
+  }
   const model = announce ? await findModel(id, req) : (await catalog).models.find((m) => m.id === req.model_id);
   if (!model) return;
   const t0 = performance.now();

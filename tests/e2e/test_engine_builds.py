@@ -89,6 +89,8 @@ def test_forcing_each_build_answers_and_an_unknown_one_is_refused(app, dist):
     refused = call(app, "LoadModel", {"model_id": SMOL, "engine": "no-such-build"})
     assert refused["type"] == "EngineError" and refused["code"] == "bad_field" and refused["field"] == "engine"
     assert "no-such-build" in refused["message"] and "stock" in refused["hint"]
+    # Refused before anything was unloaded: the last build still answers.
+    assert call(app, "InspectModel")["engine"] == ids[-1]
 
 
 def test_two_threads_answer(app, dist):
