@@ -80,19 +80,6 @@ def test_served_simd_wasm_has_the_dot_product_kernels_and_stock_has_none(dist):
     assert (dist / simd["module"]).read_bytes() != (dist / "vendor" / "wllama" / "index.js").read_bytes()
 
 
-def test_relaxed_build_fuses_multiply_adds_and_simd_does_not(dist):
-    doc = _builds(dist)
-    _require_simd(doc)
-    by_id = {b["id"]: b for b in doc["builds"]}
-    assert "relaxed" in by_id, "the relaxed-SIMD build is missing"
-    relaxed = by_id["relaxed"]
-    assert "relaxed_simd" in relaxed["requires"] and relaxed["simd_kernels"] and not relaxed["webgpu"]
-    # -mrelaxed-simd alone changes nothing; with -ffp-contract=fast ggml-cpu gets relaxed_madd.
-    assert _count(dist / relaxed["wasm"], "f32x4.relaxed_madd") == relaxed["relaxed_madd"] > 0
-    assert _count(dist / relaxed["wasm"]) > 0
-    assert _count(dist / by_id["simd"]["wasm"], "f32x4.relaxed_madd") == 0
-
-
 def test_a_second_assemble_compiles_nothing_and_asks_nothing(dist, tmp_path, monkeypatch):
     _require_simd(_builds(dist))
     calls: list[list[str]] = []

@@ -77,7 +77,10 @@ SIMD = Variant("simd", "simd (llama.cpp WASM SIMD kernels)")
 RELAXED = Variant("relaxed", "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD fused multiply-add)",
                   env=(("CPU_CFLAGS", "-mrelaxed-simd -ffp-contract=fast"),),
                   requires=("jspi", "memory64", "simd128", "relaxed_simd"))
-VARIANTS = (SIMD, RELAXED)
+# RELAXED is not shipped: in Chromium 156 on this machine its greedy answer was garbage
+# ("ectable" repeated; tests/e2e/test_engine_builds.py, 2026-11-28) while simd matched native.
+# Find out why (relaxed_madd is fine; suspect other relaxed ops clang emits) before adding it.
+VARIANTS = (SIMD,)
 
 
 def _sha256(path: Path) -> str:
