@@ -75,6 +75,10 @@ def test_second_build_makes_no_network_request(dist, tmp_path):
     assert "downloading" not in r.stdout and "npm ci" not in r.stdout
     assert json.loads((tmp_path / "dist" / "models" / "catalog.json").read_text()) == json.loads(
         (dist / "models" / "catalog.json").read_text())
+    # The engine builds come from .cache/engine: the same builds, nothing compiled or fetched.
+    assert json.loads((tmp_path / "dist" / "engine" / "builds.json").read_text()) == json.loads(
+        (dist / "engine" / "builds.json").read_text())
+    assert "compiling" not in r.stdout and "chroot" not in r.stdout
 
 
 def test_pinned_wheel_hash_is_checked(tmp_path):

@@ -12,12 +12,13 @@ import {
   deleteModel, ensureStored, isCached, openModel, simulateQuota, storageEstimate, storedModels, WeightStoreError,
 } from './weight_store.js';
 import { budget, fitContext } from './memory_budget.js';
+import { describe, detectFeatures, fetchBuilds, loadBuild, selectBuild } from './engine_build.js';
 
 const ENGINE = 'wllama 3.8.1 (stock build)';
 const AUTO_SELF_TEST_TOKENS = 8; // small: a software GPU decodes ~2 tokens/s
 const here = (path) => new URL(path, import.meta.url).href;
-const WASM_PATHS = { default: here('../vendor/wllama/wasm/wllama.wasm') };
-const COMPAT = { worker: here('../vendor/wllama-compat/wllama.js'), wasm: here('../vendor/wllama-compat/wllama.wasm') };
+const SITE_ROOT = here('../');
+const builds = fetchBuilds(SITE_ROOT);
 
 /** @type {(type: string, fields?: object, id?: string) => void} */
 const post = (type, fields = {}, id = '') => self.postMessage(JSON.stringify(make(type, fields, id)));
@@ -59,6 +60,7 @@ const state = {
   /** @type {Wllama | null} */ wllama: null,
   modelId: '',
   /** @type {import('./backend.js').Choice | null} */ choice: null,
+  /** @type {import('./engine_build.js').Build | null} */ build: null, // the engine build running the model
   /** @type {{id: string, abort: AbortController} | null} */ generation: null,
   loadedKey: '', // which LoadModel the loaded model answers, to reuse a warm-up load
   /** @type {Record<string, any> | null} */ loadedInfo: null, // the ModelLoaded fields
@@ -175,6 +177,7 @@ async function diagnostics(id) {
     max_buffer_size: g?.maxBufferSize ?? 0, max_storage_buffer_binding_size: g?.maxStorageBufferBindingSize ?? 0,
     gpu_layers: state.wllama && c.backend === 'webgpu' ? state.gpuLayers : '',
     browser: p.browser, platform: p.platform, self_test: state.selfTest, fallbacks: state.fallbacks,
+    engine: describe(state.build ?? selectBuild(detectFeatures(p), c.backend, await builds).build),
   }, id);
 }
 
@@ -253,7 +256,7 @@ function install(w, choice, model, req, blob, fromCache, t0, key, notice = '') {
     model_id: model.id, name: model.name, architecture: info.metadata['general.architecture'] ?? '',
     parameters: info.metadata['general.size_label'] ?? '', quantization: model.quantization, bytes: model.bytes,
     n_ctx: info.n_ctx, n_ctx_train: info.n_ctx_train, n_vocab: info.n_vocab, n_layer: info.n_layer, n_embd: info.n_embd,
-    chat_template: w.getChatTemplate() ?? '', backend: choice.backend,
+    chat_template: w.getChatTemplate() ?? '', backend: choice.backend, engine: state.build?.id ?? '',
     threads: w.getNumThreads(), load_ms: performance.now() - t0, from_cache: fromCache, notice,
   };
   return state.loadedInfo;
@@ -351,12 +354,20 @@ async function unload() {
  * then finds the model loaded and gets its ModelLoaded at once.
  */
 async function loadModel(id, req, announce = true) {
-  const key = JSON.stringify([req.model_id, req.n_ctx, req.n_threads, req.backend]);
+  const key = JSON.stringify([req.model_id, req.n_ctx, req.n_threads, req.backend, req.engine]);
   if (state.wllama && state.loadedKey === key) {
     post(T.ModelLoaded, { ...state.loadedInfo, load_ms: 0 }, id);
     return diagnostics(id);
   }
   const failQuietly = (...args) => announce && fail(...args);
+  if (req.engine) { // refuse an engine build that cannot run before unloading anything
+    const p = await probed;
+    try {
+      selectBuild(detectFeatures(p), choose(p, req.backend, req.n_threads).backend, await builds, req.engine);
+    } catch (err) {
+      return failQuietly(id, err.code ?? 'bad_field', err.message, err.hint ?? '', err.field ?? 'engine');
+    }
+  }
   const model = announce ? await findModel(id, req) : (await catalog).models.find((m) => m.id === req.model_id);
   if (!model) return;
   // Refuse (or shrink the context) before downloading anything that cannot run here.
@@ -403,20 +414,28 @@ async function loadModel(id, req, announce = true) {
     post(T.ModelLoaded, state.loadedInfo, id);
     diagnostics(id);
   } catch (err) {
+    if (err?.code === 'bad_field') return failQuietly(id, err.code, err.message, err.hint, err.field);
     failQuietly(id, err instanceof WeightStoreError ? 'integrity' : 'load_failed', `Could not load ${model.name}: ${err?.message ?? err}`, 'Try reloading the page; if it persists, delete the cached model.');
   }
 }
 
 /**
- * Start llama.cpp on `choice`'s backend with the weights in `blob`.
+ * Start llama.cpp on `choice`'s backend with the weights in `blob`, in the engine
+ * build that `req.engine` names or that suits this browser and backend
+ * (state.build says which). An unknown or unusable `req.engine` throws an
+ * EngineBuildError (code bad_field, field engine).
  * @param {Blob} blob
- * @param {{n_ctx: number}} req
+ * @param {{n_ctx: number, engine: string}} req
  * @param {import('./backend.js').Choice} choice
  */
 async function startEngine(blob, req, choice) {
-  const w = new Wllama(WASM_PATHS, { logger: workerLogger, allowOffline: true });
-  w.setCompat(COMPAT);
-  await w.loadModel([blob], { n_ctx: req.n_ctx, n_threads: choice.threads, n_gpu_layers: choice.gpuLayers });
+  state.build = null;
+  const { build } = selectBuild(detectFeatures(await probed), choice.backend, await builds, req.engine);
+  const { Wllama: Engine, wasmPaths, compat } = await loadBuild(build, SITE_ROOT);
+  const w = new Engine(wasmPaths, { logger: workerLogger, allowOffline: true });
+  if (compat) w.setCompat(compat);
+  await w.loadModel([blob], { n_ctx: req.n_ctx, n_threads: choice.threads, n_gpu_layers: build.webgpu ? choice.gpuLayers : 0 });
+  state.build = build;
   return w;
 }
 

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import gen_protocol, models
+from . import engine_build, gen_protocol, models
 from .pwa import assemble_pwa
 from .wheel import build_wheel
 
@@ -118,6 +118,9 @@ def assemble(dist: Path, cache: Path, log=print) -> dict:
         _copy(path, dist / "js" / path.name)
     _wllama(dist)
     _markdown(dist)
+    log("  engine builds")
+    engines = engine_build.assemble(dist, cache, log)
+    log(f"  engines: {', '.join(b['id'] for b in engines['builds'])} (CPU default: {engines['default_cpu']})")
     _pyodide(dist, cache, log)
     log("  models")
     catalog = models.build_catalog(cache, dist / "models", log, engine=_engine_info())

@@ -1,0 +1,91 @@
+"""Prefill and decode speed of every engine build the site carries, beside native
+llama.cpp (llama-cpp-python 0.3.36: the same llama.cpp source), at 1 and 2 threads (issue 11).
+
+    flock /tmp/offgrid-cpu.lock python3 bench/engine_builds.py [--runs 3]
+
+The app path: window.offgrid LoadModel(engine=<build>, n_threads) then Chat with a
+~256-token question, greedy, 128 tokens at most, prompt cache off; the numbers are
+llama.cpp server's own timings (the Speed event). Native: the same chat prompt
+through llama_cpp, timings from llama_perf_context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from harness import ROOT, app_page, call, summary, write
+
+MODEL = "smollm2-135m-instruct-q4_1"
+MODEL_FILE = ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+N_CTX = 2048
+QUESTION = ("Here are some notes about the history of computing. " * 24) + "Summarise them in detail."
+SAMPLING = {"temperature": 0, "seed": 1, "max_tokens": 128, "repeat_penalty": 1.0}
+
+
+def app_runs(page, build: str, threads: int, runs: int) -> dict:
+    loaded = call(page, "LoadModel", {"model_id": MODEL, "n_ctx": N_CTX, "n_threads": threads,
+                                      "backend": "wasm-mt" if threads > 1 else "wasm-st", "engine": build})
+    assert loaded["type"] == "ModelLoaded" and loaded["engine"] == build, loaded
+    messages = [{"role": "user", "content": QUESTION}]
+    call(page, "Chat", {"messages": messages, "sampling": {**SAMPLING, "max_tokens": 8}, "reuse_cache": False})
+    prefill, decode, tokens = [], [], []
+    for _ in range(runs):
+        end = call(page, "Chat", {"messages": messages, "sampling": SAMPLING, "reuse_cache": False})
+        speed = next(e for e in end["events"] if e["type"] == "Speed")
+        prefill.append(round(speed["prefill_tps"], 1))
+        decode.append(round(speed["decode_tps"], 1))
+        tokens.append([end["prompt_tokens"], end["completion_tokens"]])
+    return {"prefill_tps": summary(prefill), "decode_tps": summary(decode), "tokens": tokens,
+            "threads": loaded["threads"]}
+
+
+def native_runs(threads: int, runs: int) -> dict:
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(MODEL_FILE), n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads,
+                          verbose=False)
+    messages = [{"role": "user", "content": QUESTION}]
+    prefill, decode, tokens = [], [], []
+    for i in range(runs + 1):
+        llm.reset()
+        llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
+        out = llm.create_chat_completion(messages, temperature=0, max_tokens=128, repeat_penalty=1.0, seed=1)
+        perf = llama_cpp.llama_perf_context(llm._ctx.ctx)
+        if i == 0:
+            continue  # warm-up
+        prefill.append(round(perf.n_p_eval / perf.t_p_eval_ms * 1000, 1))
+        decode.append(round(perf.n_eval / perf.t_eval_ms * 1000, 1))
+        tokens.append([out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"]])
+    return {"prefill_tps": summary(prefill), "decode_tps": summary(decode), "tokens": tokens, "threads": threads}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", default="1,2")
+    args = ap.parse_args()
+    threads = [int(t) for t in args.threads.split(",")]
+    builds = [b["id"] for b in json.loads((ROOT / "dist" / "engine" / "builds.json").read_text())["builds"]]
+    results = []
+    with app_page() as page:
+        for build in builds:
+            for t in threads:
+                results.append({"engine": build, **app_runs(page, build, t, args.runs)})
+                print(results[-1]["engine"], t, results[-1]["prefill_tps"]["median"], results[-1]["decode_tps"]["median"],
+                      flush=True)
+    for t in threads:
+        results.append({"engine": "native llama.cpp", **native_runs(t, args.runs)})
+    native = {r["threads"]: r for r in results if r["engine"] == "native llama.cpp"}
+    rows = ["| engine | threads | prefill t/s (median) | decode t/s (median) | decode ÷ native | prompt, answer tokens |",
+            "|---|---|---|---|---|---|"]
+    for r in results:
+        ratio = r["decode_tps"]["median"] / native[r["threads"]]["decode_tps"]["median"]
+        rows.append(f"| {r['engine']} | {r['threads']} | {r['prefill_tps']['median']} | {r['decode_tps']['median']} "
+                    f"| {ratio:.2f} | {r['tokens'][0][0]}, {r['tokens'][0][1]} |")
+    write("engine-builds", {"model": MODEL, "n_ctx": N_CTX, "runs": args.runs, "results": results}, "\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

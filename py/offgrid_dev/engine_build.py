@@ -1,0 +1,341 @@
+"""Build the app's CPU engine from source: wllama 3.8.1 with llama.cpp's WASM SIMD kernels.
+
+The stock @wllama/wllama wasm is built with ggml's generic C code: under
+Emscripten, CMake reports the processor as x86. We build wllama's own C++ glue
+and CMake project (from its npm package) against the llama.cpp that the
+llama-cpp-python 0.3.36 sdist vendors, CPU only, with
+`-DEMSCRIPTEN_SYSTEM_PROCESSOR=wasm64`, in a Debian sid chroot that has
+emscripten. The new glue is swapped into wllama's published esm/index.js (one
+embedded string), so the JS API is unchanged. Recipe and measurements:
+../shared/wasm-simd/RECIPE.md.
+
+Inputs, each pinned and checked: wllama from node_modules (npm ci checked it
+against package-lock.json's integrity), the sdist by its sha256, the Debian
+packages by the versions recorded in TOOLCHAIN (a moving suite: a difference is
+printed, not hidden). The result is cached in .cache/engine/<key>, key = hash
+of all of that plus the recipe files: a second build compiles nothing and makes
+no request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tarfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = Path(__file__).resolve().parent / "engine"
+RECIPE_FILES = ("build-in-chroot.sh", "server-decision.h", "server-decision.cpp", "swap_glue.mjs")
+WLLAMA_PKG = ROOT / "node_modules" / "@wllama" / "wllama"
+SDIST = ("llama_cpp_python-0.3.36.tar.gz", "llama-cpp-python==0.3.36",
+         "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e")
+SUITE = "sid"
+MIRROR = "http://deb.debian.org/debian"
+CHROOT_PACKAGES = ("emscripten", "libsimde-dev", "cmake", "make", "python3", "ca-certificates", "wabt")
+# The versions the recipe was verified with (dpkg-query in the chroot). sid moves: a
+# difference is printed in one line and recorded in builds.json, the build goes on.
+TOOLCHAIN = {
+    "emscripten": "6.0.5+dfsg+~1.41.5-2",
+    "clang-21": "1:21.1.8-14",
+    "lld-21": "1:21.1.8-14",
+    "binaryen": "131-2",
+    "nodejs": "24.22.2+dfsg+~cs24.19.2-1",
+    "cmake": "4.3.4-1",
+    "wabt": "1.0.42+dfsg+~cs1.0.39-2",
+    "libsimde-dev": "0.8.4~rc3-5",
+}
+CPU_LOCK = "/tmp/offgrid-cpu.lock"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One engine build: its id in builds.json and how it differs from the base recipe.
+
+    Variants with the same `tree` share one CMake build tree: relaxed differs from simd in
+    ggml-cpu's flags only, so after simd it recompiles ggml-cpu and links (about 3 min).
+    """
+
+    id: str
+    label: str
+    env: tuple[tuple[str, str], ...] = ()
+    requires: tuple[str, ...] = ("jspi", "memory64", "simd128")
+    tree: str = "simd"
+
+
+SIMD = Variant("simd", "simd (llama.cpp WASM SIMD kernels)")
+# -mrelaxed-simd alone leaves the wasm byte-identical (ggml's wasm code has no relaxed
+# intrinsics); with -ffp-contract=fast clang fuses multiply-adds into f32x4.relaxed_madd.
+RELAXED = Variant("relaxed", "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD fused multiply-add)",
+                  env=(("CPU_CFLAGS", "-mrelaxed-simd -ffp-contract=fast"),),
+                  requires=("jspi", "memory64", "simd128", "relaxed_simd"))
+# RELAXED is not shipped: in Chromium 156 on this machine its greedy answer was garbage
+# ("ectable" repeated; tests/e2e/test_engine_builds.py, 2026-11-28) while simd matched native.
+# Find out why (relaxed_madd is fine; suspect other relaxed ops clang emits) before adding it.
+VARIANTS = (SIMD,)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def wllama_integrity() -> str:
+    """@wllama/wllama's integrity from package-lock.json (what npm ci checked node_modules against)."""
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    entry = lock["packages"]["node_modules/@wllama/wllama"]
+    return f"{entry['version']} {entry['integrity']}"
+
+
+def cache_key(variant: Variant) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({
+        "wllama": wllama_integrity(), "sdist": SDIST[2], "suite": SUITE, "toolchain": TOOLCHAIN,
+        "variant": [variant.id, list(variant.env)],
+    }, sort_keys=True).encode())
+    for name in RECIPE_FILES:
+        h.update(name.encode() + b"\0" + (RECIPE / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _why_no_toolchain() -> str:
+    """'' when the chroot toolchain can be set up here, else the reason."""
+    if platform.system() != "Linux" or not Path("/etc/debian_version").exists():
+        return "not a Debian system"
+    if os.geteuid() != 0:
+        return "not root (mmdebstrap and chroot need root)"
+    if not shutil.which("apt-get"):
+        return "no apt-get"
+    return ""
+
+
+def _apt_install(packages: list[str], log) -> None:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    log(f"  installing {' '.join(packages)} (apt)")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def _chroot(cache: Path, log) -> Path:
+    """The sid chroot with emscripten, made once with mmdebstrap (about 1 min, 1.1 GB)."""
+    root = cache / "engine" / SUITE
+    if (root / "usr" / "bin" / "emcc").exists():
+        return root
+    if not shutil.which("mmdebstrap"):
+        _apt_install(["mmdebstrap"], log)
+    log(f"  making a Debian {SUITE} chroot with emscripten (mmdebstrap, about 1 min)")
+    tmp = root.with_name(root.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    # The mirror's sid Release file can be expired: do not let apt refuse it.
+    subprocess.run(["mmdebstrap", "--quiet", "--variant=apt", "--aptopt=Acquire::Check-Valid-Until \"false\"",
+                    f"--include={','.join(CHROOT_PACKAGES)}", SUITE, str(tmp), MIRROR], check=True)
+    tmp.rename(root)
+    return root
+
+
+def installed_versions(root: Path) -> dict[str, str]:
+    out = subprocess.run(["chroot", str(root), "dpkg-query", "-W", "-f", "${Package}\t${Version}\n", *TOOLCHAIN],
+                         capture_output=True, text=True).stdout
+    return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+
+def _check_toolchain(root: Path, log) -> dict:
+    have = installed_versions(root)
+    differ = {k: [v, have.get(k, "missing")] for k, v in TOOLCHAIN.items() if have.get(k) != v}
+    if differ:
+        log("  NOTE: the chroot's toolchain differs from the recorded one (Debian sid moves): " +
+            "; ".join(f"{k} {new} (recorded {old})" for k, (old, new) in differ.items()))
+    return {"suite": SUITE, "installed": have, "recorded": TOOLCHAIN, "differs": differ}
+
+
+def _sdist(cache: Path, log) -> Path:
+    name, req, sha = SDIST
+    path = cache / "engine" / "src" / name
+    if not path.exists():
+        log(f"  downloading {req} sdist (77 MB, PyPI)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["python3", "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+                        req, "-d", str(path.parent)], check=True)
+    if _sha256(path) != sha:
+        path.unlink()
+        raise SystemExit(f"{name}: sha256 mismatch (removed it; the next build downloads it again)")
+    return path
+
+
+def _sources(work: Path, sdist: Path) -> Path:
+    """wllama's package with llama.cpp (from the sdist) next to its cpp/, plus the server-decision
+    stub. Kept (with its build tree) while these inputs stay the same."""
+    src = work / "wllama"
+    stamp = work / "sources.sha256"
+    want = hashlib.sha256(json.dumps([wllama_integrity(), SDIST[2]] + [
+        _sha256(RECIPE / n) for n in ("server-decision.h", "server-decision.cpp")]).encode()).hexdigest()
+    shutil.copyfile(RECIPE / "build-in-chroot.sh", work / "build-in-chroot.sh")
+    (work / "build-in-chroot.sh").chmod(0o755)
+    if stamp.exists() and stamp.read_text() == want and src.exists():
+        return src
+    if src.exists():
+        shutil.rmtree(src)
+    shutil.copytree(WLLAMA_PKG, src, ignore=shutil.ignore_patterns("node_modules", "esm", "assets", "*.bin"))
+    prefix = sdist.name.removesuffix(".tar.gz") + "/vendor/llama.cpp/"
+    with tarfile.open(sdist) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith(prefix) and "/.git" not in m.name]
+        for m in members:
+            m.name = "llama.cpp/" + m.name[len(prefix):]
+        tar.extractall(src, members=members, filter="data")
+    # wllama 3.8.1 was built against llama.cpp b11364, which has tools/server/server-decision.*
+    # (merged upstream 2026-10-02); the sdist's 0c1e570 (2026-10-01) lacks it: add a stub.
+    for name in ("server-decision.h", "server-decision.cpp"):
+        shutil.copyfile(RECIPE / name, src / "llama.cpp" / "tools" / "server" / name)
+    stamp.write_text(want)
+    return src
+
+
+def _progress(name: str, make_log: Path, done: threading.Event, log, t0: float) -> None:
+    """One line every 30 s while make runs: its last [NN%] and the elapsed time."""
+    while not done.wait(30):
+        pct = ""
+        if make_log.exists():
+            hits = re.findall(r"^\[\s*(\d+)%\]", make_log.read_text(errors="replace"), re.M)
+            pct = f"{hits[-1]}%" if hits else ""
+        log(f"  compiling the {name} engine: {pct or 'configuring'} after {time.monotonic() - t0:.0f} s "
+            "(about 12 min on 2 cores, once)")
+
+
+def _compile(root: Path, variant: Variant, sdist: Path, log) -> Path:
+    work = root / "build" / variant.tree
+    work.mkdir(parents=True, exist_ok=True)
+    src = _sources(work, sdist)
+    (src / "out" / "make.log").unlink(missing_ok=True)  # the progress line reads this run's
+    proc = root / "proc"
+    mounted = False
+    if not os.path.ismount(proc):
+        # emcc and node look at /proc (CPU count, self); bind the host's for the build.
+        mounted = subprocess.run(["mount", "--bind", "/proc", str(proc)]).returncode == 0
+    env_args = [f"{k}={v}" for k, v in (("SRC", f"/build/{variant.tree}/wllama"), ("BUILD", "out"), *variant.env)]
+    cmd = ["chroot", str(root), "env", *env_args, "bash", f"/build/{variant.tree}/build-in-chroot.sh"]
+    # Compiles hold the machine's shared CPU lock (other builds and e2e runs wait), at low priority.
+    if shutil.which("flock"):
+        cmd = ["flock", CPU_LOCK, *cmd]
+    cmd = ["nice", "-n", "10", *cmd]
+    done = threading.Event()
+    t0 = time.monotonic()
+    ticker = threading.Thread(target=_progress, args=(variant.id, src / "out" / "make.log", done, log, t0), daemon=True)
+    ticker.start()
+    try:
+        subprocess.run(cmd, check=True)
+    finally:
+        done.set()
+        if mounted:
+            subprocess.run(["umount", str(proc)], check=False)
+    log(f"  compiled the {variant.id} engine in {time.monotonic() - t0:.0f} s")
+    return src / "out"
+
+
+def kernel_count(root: Path | None, wasm: Path, op: str = "i32x4.dot_i16x8_s") -> int:
+    """How often `op` occurs in the wasm's code (wasm-objdump -d), by default ggml's SIMD dot
+    product. `root`: a chroot whose wabt to use (1.0.42 reads wasm64 tables), None: the host's."""
+    if root is not None and (root / "usr" / "bin" / "wasm-objdump").exists():
+        inside = root / "tmp" / "count.wasm"
+        shutil.copyfile(wasm, inside)
+        try:
+            out = subprocess.run(["chroot", str(root), "wasm-objdump", "-d", "/tmp/count.wasm"],
+                                 capture_output=True, text=True).stdout
+        finally:
+            inside.unlink()
+    else:
+        out = subprocess.run(["wasm-objdump", "-d", str(wasm)], capture_output=True, text=True).stdout
+    return out.count(op)
+
+
+def build(cache: Path, variant: Variant = SIMD, log=print) -> Path | None:
+    """The cached build dir (wllama.js, wllama.wasm, build.json) of `variant`, or None when this
+    machine cannot have the toolchain (then the site ships the stock engine only)."""
+    out = cache / "engine" / cache_key(variant)
+    if (out / "build.json").exists():
+        return out
+    why = _why_no_toolchain()
+    if why:
+        log(f"  ENGINE: cannot build the SIMD engine ({why}); the site ships the stock wllama engine only")
+        return None
+    t0 = time.monotonic()
+    root = _chroot(cache, log)
+    toolchain = _check_toolchain(root, log)
+    sdist = _sdist(cache, log)
+    built = _compile(root, variant, sdist, log)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("wllama.js", "wllama.wasm"):
+        shutil.copyfile(built / name, tmp / name)
+    info = {
+        "variant": variant.id, "label": variant.label, "env": dict(variant.env), "toolchain": toolchain,
+        "sources": {"wllama": wllama_integrity(), "llama-cpp-python sdist sha256": SDIST[2]},
+        "build_seconds": round(time.monotonic() - t0), "wasm_bytes": (tmp / "wllama.wasm").stat().st_size,
+        "dot_i16x8_s": kernel_count(root, tmp / "wllama.wasm"),
+        "relaxed_madd": kernel_count(root, tmp / "wllama.wasm", "f32x4.relaxed_madd"),
+    }
+    (tmp / "build.json").write_text(json.dumps(info, indent=1))
+    tmp.rename(out)
+    return out
+
+
+def swap_glue(esm_index: Path, glue: Path, out: Path) -> None:
+    """wllama's esm/index.js with its embedded emscripten glue replaced by `glue`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["node", str(RECIPE / "swap_glue.mjs"), str(esm_index), str(glue), str(out)],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+STOCK = {
+    "id": "stock", "label": "stock wllama 3.8.1 (no SIMD kernels)",
+    "module": "vendor/wllama/index.js", "wasm": "vendor/wllama/wasm/wllama.wasm",
+    "compat": {"worker": "vendor/wllama-compat/wllama.js", "wasm": "vendor/wllama-compat/wllama.wasm"},
+    "webgpu": True, "simd_kernels": False, "requires": ["jspi", "memory64"],
+}
+
+
+def assemble(dist: Path, cache: Path, log=print) -> dict:
+    """dist/engine/<id>/ for every build this machine can make, and dist/engine/builds.json."""
+    shutil.rmtree(dist / "engine", ignore_errors=True)  # no build of an earlier run may linger
+    builds = [STOCK]
+    for variant in VARIANTS:
+        try:
+            built = build(cache, variant, log)
+        except (subprocess.CalledProcessError, OSError) as exc:
+            # A download or compile that fails must not stop the site: say so in one line and ship
+            # what was built. (CI is Debian + root, where the engine tests then fail.)
+            log(f"  ENGINE: building the {variant.id} engine failed ({exc}); see {cache / 'engine'}; "
+                "the site ships the builds made so far")
+            built = None
+        if built is None:
+            break
+        info = json.loads((built / "build.json").read_text())
+        log(f"  engine {variant.id}: {info['wasm_bytes']:,} B wasm, {info['dot_i16x8_s']} SIMD dot products")
+        out = dist / "engine" / variant.id
+        swap_glue(WLLAMA_PKG / "esm" / "index.js", built / "wllama.js", out / "index.js")
+        (out / "wasm").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built / "wllama.wasm", out / "wasm" / "wllama.wasm")
+        builds.append({
+            "id": variant.id, "label": variant.label,
+            "module": f"engine/{variant.id}/index.js", "wasm": f"engine/{variant.id}/wasm/wllama.wasm",
+            "compat": None, "webgpu": False, "simd_kernels": True, "requires": list(variant.requires),
+            "toolchain": info["toolchain"], "wasm_bytes": info["wasm_bytes"], "dot_i16x8_s": info["dot_i16x8_s"],
+            "relaxed_madd": info["relaxed_madd"], "build_seconds": info["build_seconds"],
+        })
+    # The CPU build for every browser with SIMD128; the worker takes relaxed where it validates.
+    default_cpu = "simd" if any(b["id"] == "simd" for b in builds) else "stock"
+    doc = {"builds": builds, "default_cpu": default_cpu}
+    (dist / "engine").mkdir(parents=True, exist_ok=True)
+    (dist / "engine" / "builds.json").write_text(json.dumps(doc, indent=1))
+    return doc

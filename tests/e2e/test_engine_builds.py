@@ -1,0 +1,196 @@
+"""Issue 11 end to end: the engine build chosen in real Chromium is the one that runs,
+every build answers when forced, 2 threads answer, and our SIMD build's greedy
+answer matches native llama.cpp built from the same source (llama-cpp-python 0.3.36
+vendors the llama.cpp our wasm is compiled from)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+SMOL = "smollm2-135m-instruct-q4_1"
+MODEL_FILE = Path(__file__).resolve().parents[2] / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+N_CTX = 2048
+PROMPT = "Once upon a time, in a small village by the sea,"  # for answers that need not match native
+# Pure argmax on both sides: no repetition penalty, no truncation that could differ.
+GREEDY = {"temperature": 0, "seed": 1, "repeat_penalty": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0}
+
+
+def call(app, type_: str, fields: dict | None = None) -> dict:
+    return app.page.evaluate("([t, f]) => offgrid.call(t, f)", [type_, fields or {}])
+
+
+def builds(dist: Path) -> dict:
+    return json.loads((dist / "engine" / "builds.json").read_text())
+
+
+def _simd_or_fail(dist: Path) -> None:
+    if not any(b["id"] == "simd" for b in builds(dist)["builds"]):
+        from offgrid_dev import engine_build
+
+        why = engine_build._why_no_toolchain()
+        if why:
+            pytest.skip(f"no SIMD engine here: {why}")
+        pytest.fail("the site has no simd build although this machine can build it")
+
+
+def load(app, **fields) -> dict:
+    loaded = call(app, "LoadModel", {"model_id": SMOL, "n_ctx": N_CTX, **fields})
+    assert loaded["type"] == "ModelLoaded", loaded
+    return loaded
+
+
+def test_the_detected_build_is_the_one_loaded(app, dist):
+    _simd_or_fail(dist)
+    app.open()
+    app.wait_ready()
+    # Chromium validates SIMD128 and relaxed SIMD: the relaxed build when the site has it, else simd.
+    features = app.page.evaluate("""() => [
+        WebAssembly.validate(new Uint8Array([0,97,115,109,1,0,0,0,1,5,1,96,0,1,123,3,2,1,0,10,10,1,8,0,65,0,253,15,253,98,11])),
+        WebAssembly.validate(new Uint8Array([0,97,115,109,1,0,0,0,1,5,1,96,0,1,123,3,2,1,0,10,15,1,13,0,65,1,253,15,65,2,253,15,253,128,2,11]))]""")
+    assert features == [True, True]
+    ids = [b["id"] for b in builds(dist)["builds"]]
+    want = "relaxed" if "relaxed" in ids else "simd"
+    loaded = load(app, backend="wasm-mt")
+    assert loaded["engine"] == want
+    diag = call(app, "GetDiagnostics")
+    if want == "simd":
+        assert diag["engine"] == "simd (llama.cpp WASM SIMD kernels)"
+    else:
+        assert diag["engine"].startswith("relaxed (llama.cpp WASM SIMD kernels")
+    # The diagnostics panel says so too.
+    app.page.wait_for_function(
+        "(want) => document.getElementById('diagnostics-body').textContent.includes(want + ' (llama.cpp WASM SIMD kernels')",
+        arg=want)
+    # The browser fetched that build's wasm, not the stock one.
+    assert any(u.endswith(f"/engine/{want}/wasm/wllama.wasm") for u in app.requests)
+    assert not any(u.endswith("/vendor/wllama/wasm/wllama.wasm") for u in app.requests)
+
+
+def test_forcing_each_build_answers_and_an_unknown_one_is_refused(app, dist):
+    app.open()
+    app.wait_ready()
+    ids = [b["id"] for b in builds(dist)["builds"]]
+    answers = {}
+    for engine in ids:
+        loaded = load(app, backend="wasm-mt", engine=engine)
+        assert loaded["engine"] == engine
+        diag = call(app, "GetDiagnostics")
+        if engine == "stock":
+            assert diag["engine"] == "stock engine (no SIMD kernels)"
+        else:
+            assert diag["engine"].startswith(f"{engine} (llama.cpp WASM SIMD kernels")
+        done = call(app, "Complete", {"prompt": PROMPT, "sampling": {**GREEDY, "max_tokens": 16}})
+        assert done["type"] == "GenerateEnd" and done["text"].strip(), done
+        answers[engine] = done["text"]
+    assert "stock" in answers
+    refused = call(app, "LoadModel", {"model_id": SMOL, "engine": "no-such-build"})
+    assert refused["type"] == "EngineError" and refused["code"] == "bad_field" and refused["field"] == "engine"
+    assert "no-such-build" in refused["message"] and "stock" in refused["hint"]
+    # Refused before anything was unloaded: the last build still answers.
+    assert call(app, "InspectModel")["engine"] == ids[-1]
+
+
+def test_two_threads_answer(app, dist):
+    _simd_or_fail(dist)
+    app.open()
+    app.wait_ready()
+    loaded = load(app, backend="wasm-mt", n_threads=2, engine="simd")
+    assert loaded["threads"] == 2 and loaded["engine"] == "simd"
+    app.page.set_default_timeout(120_000)  # a pthread start-up hang would stop here
+    done = call(app, "Complete", {"prompt": PROMPT, "sampling": {**GREEDY, "max_tokens": 32}})
+    assert done["type"] == "GenerateEnd" and done["completion_tokens"] == 32
+
+
+class Native:
+    """Native llama.cpp (llama-cpp-python 0.3.36, the llama.cpp our wasm is built from) on the same
+    model file, n_ctx and raw prompt, 1 thread, pure argmax."""
+
+    def __init__(self) -> None:
+        import llama_cpp  # the test extra pins llama-cpp-python==0.3.36, built natively
+
+        assert llama_cpp.__version__ == "0.3.36"
+        self.llm = llama_cpp.Llama(model_path=str(MODEL_FILE), n_ctx=N_CTX, n_threads=1, seed=1, verbose=False,
+                                   logits_all=True)
+        self.prompt = self.llm.tokenize(MATCH_PROMPT.encode())  # BOS as the model asks, like llama-server
+
+    def greedy(self, n_tokens: int) -> list[int]:
+        ids = []
+        self.llm.reset()
+        for tok in self.llm.generate(self.prompt, temp=0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0):
+            assert tok != self.llm.token_eos(), "the reference answer must not stop before n_tokens"
+            ids.append(tok)
+            if len(ids) == n_tokens:
+                return ids
+        raise AssertionError("unreachable")
+
+    def gaps(self, ids: list[int]) -> list[float]:
+        """For each answer token, how far its logit is below the best one (0 = native's argmax),
+        with the answer itself as context (teacher forcing)."""
+        self.llm.reset()
+        self.llm.eval(self.prompt + ids)
+        n = len(self.prompt)
+        return [float(max(self.llm.scores[n - 1 + i]) - self.llm.scores[n - 1 + i][t]) for i, t in enumerate(ids)]
+
+    def top2_margins(self, ids: list[int]) -> list[float]:
+        """Best minus second-best logit at each answer position (teacher forcing)."""
+        self.llm.reset()
+        self.llm.eval(self.prompt + ids)
+        n = len(self.prompt)
+        return [float(a - b) for a, b in (sorted(self.llm.scores[n - 1 + i])[-1:-3:-1] for i in range(len(ids)))]
+
+    def text(self, ids: list[int]) -> str:
+        return self.llm.detokenize(ids).decode()
+
+
+# SmolLM2-135M has many near-ties; along native's greedy answer to this prompt the best and the
+# second-best logit differ by at least 0.11 for the first 32 tokens (asserted below).
+MATCH_PROMPT = "The first law of thermodynamics states that"
+NEAR_TIE = 0.25  # logits; native llama.cpp itself flips at a 0.1 gap between batched and one-token evaluation
+
+
+def test_simd_greedy_answers_match_native_llama_cpp(app, dist):
+    """Token for token where it can be expected. Native llama.cpp runs x86 AVX2 kernels and ours
+    WASM SIMD128: both quantize activations to Q8_1 for the Q4_1 dot products, but round and sum
+    differently (relaxed also fuses multiply-adds), so logits differ slightly and a greedy choice
+    flips where two logits nearly tie. The "first 32 tokens identical" rule did not hold for
+    SmolLM2-135M even on a prompt whose native top-2 margin is >= 0.11 for 32 tokens (simd
+    differed at about token 17, 2026-11-28). So: either the 64 tokens are identical, or every
+    token of our answer is native's argmax or within NEAR_TIE of native's best logit, with our
+    answer as the context (teacher forcing): the same model computing the same function."""
+    _simd_or_fail(dist)
+    native = Native()
+    ids = native.greedy(64)
+    # Native llama.cpp's own one-token-at-a-time answer, checked by one batched evaluation, is
+    # already off by rounding (0.013 at one late position): the same effect, smaller.
+    assert max(native.gaps(ids)) <= NEAR_TIE
+    assert min(native.top2_margins(ids)[:32]) > 0.1, "MATCH_PROMPT must have no near-tie in its first 32 tokens"
+    text = native.text(ids)
+    prefix = native.text(ids[:32])
+    app.open()
+    app.wait_ready()
+    report = {}
+    for build in [b["id"] for b in builds(dist)["builds"] if b["simd_kernels"]]:
+        load(app, backend="wasm-st", engine=build)
+        done = call(app, "Complete", {"prompt": MATCH_PROMPT, "sampling": {**GREEDY, "max_tokens": 64}})
+        assert done["type"] == "GenerateEnd" and done["completion_tokens"] == 64, done
+        assert done["prompt_tokens"] == len(native.prompt)
+        if done["text"] == text:
+            report[build] = "identical"
+            continue
+        ours = native.llm.tokenize(done["text"].encode(), add_bos=False, special=False)
+        assert native.text(ours) == done["text"]
+        gaps = native.gaps(ours)
+        first = next(i for i, (a, b) in enumerate(zip(ours, ids)) if a != b)
+        report[build] = (f"first {first} tokens identical; {first_prefix_ok(done['text'], prefix)} 32; "
+                         f"largest gap to native's best logit {max(gaps):.3f} "
+                         f"at {[(i, native.text([t]), round(g, 3)) for i, (t, g) in enumerate(zip(ours, gaps)) if g > 0]}")
+        print(build, report[build], flush=True)
+        assert max(gaps) <= NEAR_TIE, (build, report[build])
+    print("greedy 64 tokens vs native llama.cpp:", report)
+
+
+def first_prefix_ok(text: str, prefix: str) -> str:
+    return "agrees on" if text.startswith(prefix) else "differs within"

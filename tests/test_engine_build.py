@@ -1,0 +1,137 @@
+"""The engine builds the site carries (issue 11): builds.json, the SIMD kernels in the
+served wasm, and the build cache (a second build compiles nothing, asks nothing)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from offgrid_dev import engine_build
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache"
+KEYS = {"id", "label", "module", "wasm", "compat", "webgpu", "simd_kernels", "requires"}
+
+
+def _builds(dist: Path) -> dict:
+    return json.loads((dist / "engine" / "builds.json").read_text())
+
+
+def _objdump() -> Path | None:
+    """The chroot's wabt (1.0.42 reads wasm64 tables), else the host's, else None."""
+    root = CACHE / "engine" / engine_build.SUITE
+    if (root / "usr" / "bin" / "wasm-objdump").exists():
+        return root
+    return Path("/") if shutil.which("wasm-objdump") else None
+
+
+def _require_simd(doc: dict) -> dict:
+    """The simd build. Without it the test fails, unless this machine cannot have the toolchain
+    at all (not Debian, not root): CI is Debian + root, so a silent fallback fails there."""
+    simd = next((b for b in doc["builds"] if b["id"] == "simd"), None)
+    if simd is None:
+        why = engine_build._why_no_toolchain()
+        if why:
+            pytest.skip(f"no SIMD engine: {why} (the build shipped the stock engine only)")
+        pytest.fail("builds.json has no simd build although this machine can build it: see the build's ENGINE line")
+    return simd
+
+
+def test_builds_json_follows_the_contract(dist):
+    doc = _builds(dist)
+    ids = [b["id"] for b in doc["builds"]]
+    assert ids[0] == "stock" and len(ids) == len(set(ids))
+    assert doc["builds"][0] == engine_build.STOCK
+    assert doc["default_cpu"] in ids
+    for b in doc["builds"]:
+        assert KEYS <= b.keys(), b["id"]
+        assert (dist / b["module"]).is_file() and (dist / b["wasm"]).is_file(), b["id"]
+        for path in (b["compat"] or {}).values():
+            assert (dist / path).is_file()
+    simd = _require_simd(doc)
+    assert simd["module"] == "engine/simd/index.js" and simd["wasm"] == "engine/simd/wasm/wllama.wasm"
+    assert simd["simd_kernels"] is True and simd["webgpu"] is False and "simd128" in simd["requires"]
+    assert doc["default_cpu"] == "simd"
+    # The toolchain that made it, against the recorded versions.
+    assert simd["toolchain"]["recorded"] == engine_build.TOOLCHAIN
+    assert set(simd["toolchain"]["installed"]) == set(engine_build.TOOLCHAIN)
+
+
+def _count(wasm: Path, op: str = "i32x4.dot_i16x8_s") -> int:
+    root = _objdump()
+    if root is None:
+        pytest.fail("no wasm-objdump (apt-get install wabt) to count the SIMD kernels")
+    return engine_build.kernel_count(None if root == Path("/") else root, wasm, op)
+
+
+def test_served_simd_wasm_has_the_dot_product_kernels_and_stock_has_none(dist):
+    simd = _require_simd(_builds(dist))
+    served = dist / simd["wasm"]
+    n = _count(served)
+    assert n > 0, "the SIMD build's wasm has no i32x4.dot_i16x8_s: ggml-cpu built its generic code"
+    assert n == simd["dot_i16x8_s"]
+    # The counter can say 0: the stock wasm has no SIMD kernels.
+    assert _count(dist / "vendor" / "wllama" / "wasm" / "wllama.wasm") == 0
+    # The served bundle runs the new glue: it is not the stock index.js.
+    assert (dist / simd["module"]).read_bytes() != (dist / "vendor" / "wllama" / "index.js").read_bytes()
+
+
+def test_a_second_assemble_compiles_nothing_and_asks_nothing(dist, tmp_path, monkeypatch):
+    _require_simd(_builds(dist))
+    calls: list[list[str]] = []
+    real = subprocess.run
+
+    def run(cmd, *a, **kw):
+        calls.append([str(c) for c in cmd])
+        return real(cmd, *a, **kw)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    doc = engine_build.assemble(tmp_path, CACHE, log=lambda *_: None)
+    assert [b["id"] for b in doc["builds"]] == [b["id"] for b in _builds(dist)["builds"]]
+    # Only the glue swap ran (node, local): no apt, mmdebstrap, chroot, pip or npm.
+    assert calls and all(Path(c[0]).name == "node" for c in calls), calls
+    assert (tmp_path / "engine" / "simd" / "wasm" / "wllama.wasm").read_bytes() == (dist / "engine" / "simd" / "wasm" / "wllama.wasm").read_bytes()
+
+
+def test_cache_key_follows_the_recipe_and_the_inputs(monkeypatch, tmp_path):
+    key = engine_build.cache_key(engine_build.SIMD)
+    assert key == engine_build.cache_key(engine_build.SIMD)
+    monkeypatch.setattr(engine_build, "SDIST", (*engine_build.SDIST[:2], "0" * 64))
+    assert engine_build.cache_key(engine_build.SIMD) != key
+    monkeypatch.undo()
+    recipe = tmp_path / "engine"
+    shutil.copytree(engine_build.RECIPE, recipe)
+    monkeypatch.setattr(engine_build, "RECIPE", recipe)
+    assert engine_build.cache_key(engine_build.SIMD) == key
+    with (recipe / "build-in-chroot.sh").open("a") as f:
+        f.write("# changed\n")
+    assert engine_build.cache_key(engine_build.SIMD) != key
+
+
+def test_no_toolchain_ships_the_stock_engine_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine_build, "_why_no_toolchain", lambda: "not a Debian system")
+    lines: list[str] = []
+    empty_cache = tmp_path / "cache"
+    doc = engine_build.assemble(tmp_path / "dist", empty_cache, log=lines.append)
+    assert doc == {"builds": [engine_build.STOCK], "default_cpu": "stock"}
+    assert json.loads((tmp_path / "dist" / "engine" / "builds.json").read_text()) == doc
+    assert len(lines) == 1 and "not a Debian system" in lines[0] and "stock" in lines[0]
+    assert not (tmp_path / "dist" / "engine" / "simd").exists()
+
+
+def test_a_moved_toolchain_is_reported_in_one_line(dist, monkeypatch):
+    _require_simd(_builds(dist))
+    root = CACHE / "engine" / engine_build.SUITE
+    installed = engine_build.installed_versions(root)
+    assert set(installed) == set(engine_build.TOOLCHAIN)
+    lines: list[str] = []
+    monkeypatch.setattr(engine_build, "TOOLCHAIN", installed)
+    assert engine_build._check_toolchain(root, lines.append)["differs"] == {} and lines == []
+    monkeypatch.setattr(engine_build, "TOOLCHAIN", {**installed, "emscripten": "3.1.69+dfsg-1"})
+    moved = engine_build._check_toolchain(root, lines.append)
+    assert moved["differs"] == {"emscripten": ["3.1.69+dfsg-1", installed["emscripten"]]}
+    assert len(lines) == 1 and "differs" in lines[0] and "emscripten" in lines[0] and "3.1.69" in lines[0]

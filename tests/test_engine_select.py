@@ -1,0 +1,73 @@
+"""web/engine_build.js's choice of engine build, run in node (the same module the worker imports)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from offgrid_dev import engine_build
+
+ROOT = Path(__file__).resolve().parents[1]
+SIMD = {"id": "simd", "label": "simd (llama.cpp WASM SIMD kernels)", "module": "engine/simd/index.js",
+        "wasm": "engine/simd/wasm/wllama.wasm", "compat": None, "webgpu": False, "simd_kernels": True,
+        "requires": ["jspi", "memory64", "simd128"]}
+RELAXED = {**SIMD, "id": "relaxed", "label": "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD fused multiply-add)",
+           "requires": ["jspi", "memory64", "simd128", "relaxed_simd"]}
+ALL = {"builds": [engine_build.STOCK, SIMD, RELAXED], "default_cpu": "simd"}
+CHROME = {"simd128": True, "relaxed_simd": True, "jspi": True, "memory64": True}
+SAFARI = {"simd128": True, "relaxed_simd": False, "jspi": False, "memory64": False}
+
+
+def select(cases: list) -> list:
+    """selectBuild over (features, backend, builds, requested) cases: the chosen id, or the error."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is needed (npm ci needs it too)")
+    script = """
+import { selectBuild, describe, detectFeatures } from %s;
+const cases = JSON.parse(process.argv[1]);
+const out = cases.map(([f, backend, builds, requested]) => {
+  try { const s = selectBuild(f, backend, builds, requested); return {id: s.build.id, reason: s.reason, says: describe(s.build)}; }
+  catch (e) { return {error: e.code, field: e.field, message: e.message, hint: e.hint}; }
+});
+out.push(detectFeatures({jspi: true, memory64: true}));
+console.log(JSON.stringify(out));
+""" % json.dumps((ROOT / "web" / "engine_build.js").as_uri())
+    r = subprocess.run([node, "--input-type=module", "-e", script, json.dumps(cases)],
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
+def test_the_choice_follows_backend_browser_and_request():
+    only_stock = {"builds": [engine_build.STOCK], "default_cpu": "stock"}
+    simd_only = {"builds": [engine_build.STOCK, SIMD], "default_cpu": "simd"}
+    *got, features = select([
+        [CHROME, "webgpu", ALL, ""],                       # WebGPU: the build with WebGPU
+        [CHROME, "wasm-mt", ALL, ""],                      # CPU: relaxed where it validates
+        [{**CHROME, "relaxed_simd": False}, "wasm-st", ALL, ""],  # else SIMD128
+        [{**CHROME, "simd128": False, "relaxed_simd": False}, "wasm-mt", ALL, ""],  # else stock
+        [SAFARI, "wasm-st", ALL, ""],                      # no JSPI/Memory64: stock's compat build
+        [CHROME, "wasm-mt", only_stock, ""],               # a site built without the toolchain
+        [CHROME, "wasm-mt", simd_only, ""],
+        [CHROME, "wasm-mt", ALL, "stock"],                 # forced
+        [CHROME, "wasm-st", ALL, "simd"],
+        [CHROME, "wasm-mt", ALL, "nope"],                  # unknown id
+        [CHROME, "webgpu", ALL, "simd"],                   # a CPU-only build on WebGPU
+        [SAFARI, "wasm-st", ALL, "relaxed"],               # a build this browser cannot run
+    ])
+    assert [g.get("id", g.get("error")) for g in got] == [
+        "stock", "relaxed", "simd", "stock", "stock", "stock", "simd", "stock", "simd",
+        "bad_field", "bad_field", "bad_field"]
+    assert got[2]["says"] == "simd (llama.cpp WASM SIMD kernels)"
+    assert got[3]["says"] == "stock engine (no SIMD kernels)"
+    assert "simd needs simd128" in got[3]["reason"]
+    assert all(g["field"] == "engine" for g in got[9:])
+    assert "nope" in got[9]["message"] and "stock, simd, relaxed" in got[9]["hint"]
+    assert "WebGPU" in got[10]["message"]
+    assert "jspi" in got[11]["message"] and "relaxed_simd" in got[11]["message"]
+    # node's V8 validates SIMD128 (relaxed SIMD depends on its version and flags).
+    assert features["simd128"] is True and isinstance(features["relaxed_simd"], bool)

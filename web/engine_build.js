@@ -1,0 +1,134 @@
+// Which llama.cpp build runs: the site's engine builds (engine/builds.json,
+// written by py/offgrid_dev/engine_build.py) against what this browser can do.
+//
+// WebGPU needs a build with WebGPU (the stock wllama one); the CPU backends take
+// the most specialised build with SIMD kernels whose requirements the browser
+// meets (relaxed SIMD before SIMD), else the stock build. LoadModel.engine
+// forces one.
+
+/**
+ * @typedef {{worker: string, wasm: string}} CompatPaths  site-root relative
+ * @typedef {{
+ *   id: string, label: string, module: string, wasm: string, compat: CompatPaths | null,
+ *   webgpu: boolean, simd_kernels: boolean, requires: string[] }} Build
+ * @typedef {{builds: Build[], default_cpu: string}} Builds
+ * @typedef {{simd128: boolean, relaxed_simd: boolean, jspi: boolean, memory64: boolean}} Features
+ * @typedef {{build: Build, reason: string}} Selection
+ * @typedef {{Wllama: any, wasmPaths: {default: string}, compat: CompatPaths | null}} LoadedBuild
+ */
+
+// The smallest modules that use a SIMD128 op (i8x16.splat, i8x16.popcnt) and a
+// relaxed SIMD op (i8x16.relaxed_swizzle); as in wasm-feature-detect.
+const SIMD128_WASM = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+const RELAXED_WASM = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15, 253, 128, 2, 11]);
+
+/** Requirements that a build's compat (asyncify, wasm32) flavour does without. */
+const COMPAT_LIFTS = new Set(['jspi', 'memory64']);
+
+export class EngineBuildError extends Error {
+  /** @param {string} message @param {string} hint */
+  constructor(message, hint) {
+    super(message);
+    this.code = 'bad_field';
+    this.field = 'engine';
+    this.hint = hint;
+  }
+}
+
+/** @param {Uint8Array} bytes */
+function validates(bytes) {
+  try {
+    return WebAssembly.validate(bytes);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * @param {{jspi: boolean, memory64: boolean}} probe what backend.js found
+ * @returns {Features}
+ */
+export function detectFeatures(probe) {
+  return { simd128: validates(SIMD128_WASM), relaxed_simd: validates(RELAXED_WASM), jspi: probe.jspi, memory64: probe.memory64 };
+}
+
+/**
+ * How `build` runs here: 'native' (all it requires), 'compat' (its asyncify/wasm32
+ * flavour, without JSPI/Memory64), or '' with the missing features.
+ * @param {Build} build @param {Features} f
+ * @returns {{mode: ''|'native'|'compat', missing: string[]}}
+ */
+export function fit(build, f) {
+  const missing = build.requires.filter((r) => !f[r]);
+  if (missing.length === 0) return { mode: 'native', missing };
+  if (build.compat && missing.every((r) => COMPAT_LIFTS.has(r))) return { mode: 'compat', missing };
+  return { mode: '', missing };
+}
+
+/**
+ * @param {Features} features
+ * @param {string} backend the chosen backend: 'webgpu' | 'wasm-mt' | 'wasm-st'
+ * @param {Builds} builds
+ * @param {string} requested LoadModel.engine ('' = choose)
+ * @returns {Selection}
+ */
+export function selectBuild(features, backend, builds, requested = '') {
+  const list = builds.builds;
+  if (requested) {
+    const build = list.find((b) => b.id === requested);
+    if (!build) {
+      throw new EngineBuildError(`No engine build "${requested}" on this site.`, `Known: ${list.map((b) => b.id).join(', ')} ("" chooses).`);
+    }
+    if (backend === 'webgpu' && !build.webgpu) {
+      throw new EngineBuildError(`Engine build "${requested}" has no WebGPU backend.`, 'Ask for backend wasm-mt or wasm-st with it, or leave engine empty.');
+    }
+    const { mode, missing } = fit(build, features);
+    if (!mode) throw new EngineBuildError(`Engine build "${requested}" needs ${missing.join(', ')}, which this browser lacks.`, 'Leave engine empty to choose one that runs here.');
+    return { build, reason: `engine ${requested} requested` };
+  }
+  const runs = list.filter((b) => fit(b, features).mode);
+  if (backend === 'webgpu') {
+    const build = runs.find((b) => b.webgpu);
+    if (build) return { build, reason: 'the WebGPU backend needs a build with WebGPU' };
+  }
+  // CPU: SIMD kernels first, then the most specific requirements (relaxed SIMD before SIMD),
+  // then the site's default.
+  const rank = (b) => [b.simd_kernels ? 1 : 0, b.requires.length, b.id === builds.default_cpu ? 1 : 0];
+  const better = (a, b) => {
+    const [x, y] = [rank(a), rank(b)];
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] > y[i] ? a : b;
+    return a;
+  };
+  if (runs.length === 0) throw new EngineBuildError('No engine build runs in this browser.', 'Use a current Chrome, Edge, Firefox or Safari.');
+  const build = runs.reduce(better);
+  const skipped = list.filter((b) => b.simd_kernels && !runs.includes(b)).map((b) => `${b.id} needs ${fit(b, features).missing.join(', ')}`);
+  return { build, reason: build.simd_kernels ? `CPU backend: ${build.id} runs here` : `CPU backend: ${skipped.join('; ') || 'no SIMD build on this site'}` };
+}
+
+/** What Diagnostics says about a build. @param {Build} build */
+export function describe(build) {
+  return build.simd_kernels ? build.label : `${build.id} engine (no SIMD kernels)`;
+}
+
+/**
+ * Import the build's wllama module and resolve its file paths.
+ * @param {Build} build
+ * @param {string} siteRoot absolute URL of the site root (ends in '/')
+ * @returns {Promise<LoadedBuild>}
+ */
+export async function loadBuild(build, siteRoot) {
+  const at = (path) => new URL(path, siteRoot).href;
+  const mod = await import(at(build.module));
+  return {
+    Wllama: mod.Wllama,
+    wasmPaths: { default: at(build.wasm) },
+    compat: build.compat ? { worker: at(build.compat.worker), wasm: at(build.compat.wasm) } : null,
+  };
+}
+
+/** The site's builds (the build always writes engine/builds.json). @param {string} siteRoot */
+export async function fetchBuilds(siteRoot) {
+  const res = await fetch(new URL('engine/builds.json', siteRoot));
+  if (!res.ok) throw new Error(`engine/builds.json: HTTP ${res.status}`);
+  return /** @type {Promise<Builds>} */ (res.json());
+}
