@@ -235,6 +235,7 @@ def controller_cost(page, n_tokens: int) -> dict:
       const f = document.getElementById('settings');
       f.elements.temperature.value = 0; f.elements.seed.value = 1; f.elements.max_tokens.value = n;
       f.requestSubmit();
+      document.getElementById('new-chat').click();  // each answer in a chat of its own
     }""", n_tokens)
     ends = page.evaluate("() => window.__bench.ends")
     page.evaluate("() => window.__bench.reset()")

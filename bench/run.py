@@ -71,10 +71,11 @@ THROUGHPUT = ("prefill_tps", "decode_tps", "prompt_tokens", "decode_tokens")
 CHAT = ("ttft_ms", "followup_ttft_ms")
 
 
-def run_native(a, models: dict[str, Path], prompts: dict[str, list[str]], quant_files: dict[str, Path]) -> list[dict]:
+def run_native(a, models: dict[str, Path], prompts: dict[str, list[str]], quant_files: dict[str, Path],
+               out: list[dict]) -> None:
+    """Fills `out` as it goes (an interrupted run keeps what it measured)."""
     from native import measure
 
-    out = []
     jobs = [("main", m, models[m], prompts[m]) for m in a.models]
     jobs += [("quants", q, f, prompts["quant"]) for q, f in quant_files.items()]
     for section, label, path, ps in jobs:
@@ -86,14 +87,15 @@ def run_native(a, models: dict[str, Path], prompts: dict[str, list[str]], quant_
                   + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
             out.append({"section": section, "model": label, "file": path.name, "bytes": path.stat().st_size,
                         "threads": t, "runs": rows, **stats(rows, THROUGHPUT + CHAT)})
-    return out
 
 
-def run_browser(a, models: dict[str, Path], prompts: dict[str, list[str]], quant_files: dict[str, Path]) -> dict:
+def run_browser(a, prompts: dict[str, list[str]], quant_files: dict[str, Path], result: dict) -> None:
+    """Fills `result` as it goes (an interrupted run keeps what it measured)."""
     import browser as b
 
-    result: dict = {"configs": [], "memory": {}, "cold_start": {}, "controller": {}}
+    result.update({"configs": [], "memory": {}, "cold_start": {}, "controller": {}})
     mem = b.MemWatch()
+    result["memory"] = mem.peaks
     quant_dir = next(iter(quant_files.values())).parent if quant_files else None
     try:
         for isolate in (True, False):
@@ -159,8 +161,6 @@ def run_browser(a, models: dict[str, Path], prompts: dict[str, list[str]], quant
                 server.close()
     finally:
         mem.close()
-    result["memory"] = mem.peaks
-    return result
 
 
 # ------------------------------------------------------------------ report
@@ -199,6 +199,7 @@ def markdown(data: dict, png: str) -> str:
              f"{data['native_version']}. Repeats: {a['repeats']}; figures are medians (min–max). "
              f"Prompt {a['prefill']} tokens (raw document), {a['decode']} greedy decode tokens, TTFT of a short chat "
              f"question and its follow-up ({a['chat_tokens']}-token answers). Load during the run: {data['load_note']}.",
+             *([f"**Incomplete run** ({data['incomplete']}): only what is below was measured.", ""] if "incomplete" in data else []),
              f"Raw data: `{data['json']}`. Ratios are browser / native (below 1: the browser is slower, "
              "except TTFT where above 1 is slower).", ""]
     main = [p for p in pairs(data) if p["b"]["section"] == "main"]
@@ -221,7 +222,7 @@ def markdown(data: dict, png: str) -> str:
     quants = [p for p in pairs(data) if p["b"]["section"] == "quants"]
     if quants:
         lines += [f"### Quantization formats (SmolLM2 re-quantized from the shipped Q4_1; prompt {a['quant_prefill']} tokens, "
-                  f"{a['quant_decode']} decode tokens)", "",
+                  f"{a['quant_decode']} decode tokens, repeats: {a['quant_repeats'] or a['repeats']})", "",
                   "| format | file MB | threads | page | engine | backend | prefill tok/s | native | ratio | decode tok/s | native | ratio |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for p in sorted(quants, key=lambda p: (p["b"]["model"], not p["b"]["isolated"], p["b"]["threads"], p["b"]["engine"])):
@@ -276,13 +277,15 @@ def chart(data: dict, out: Path) -> bool:
     ps = [p for p in pairs(data) if p["prefill_tps_ratio"] is not None]
     if not ps:
         return False
-    labels = [f"{p['b']['model'].split('-instruct')[0].replace('smollm2-135m', 'SmolLM2').replace('gemma3-270m-q4_k_m', 'Gemma3 Q4_K_M')}"
+    names = {"smollm2-135m-instruct-q4_1": "SmolLM2 Q4_1", "gemma3-270m-q4_k_m": "Gemma3 Q4_K_M"}
+    labels = [f"{names.get(p['b']['model'], 'SmolLM2 ' + p['b']['model'] + ' (URL)')}"
               f"\n{p['b']['threads']}t {p['b']['engine'] or 'auto'}{'' if p['b']['isolated'] else ' no-iso'}" for p in ps]
     x = range(len(ps))
     w = 0.4
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(ps) + 2), 4.5))
-    ax.bar([i - w / 2 for i in x], [p["prefill_tps_ratio"] for p in ps], w, label="prefill tok/s")
-    ax.bar([i + w / 2 for i in x], [p["decode_tps_ratio"] or 0 for p in ps], w, label="decode tok/s")
+    for bars in (ax.bar([i - w / 2 for i in x], [p["prefill_tps_ratio"] for p in ps], w, label="prefill tok/s"),
+                 ax.bar([i + w / 2 for i in x], [p["decode_tps_ratio"] or 0 for p in ps], w, label="decode tok/s")):
+        ax.bar_label(bars, fmt="%.2f", fontsize=6)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(list(x), labels, fontsize=7)
     ax.set_ylabel("browser / native (1 = native speed)")
@@ -329,6 +332,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--answer-tokens", type=int, default=256, help="answer length for the controller's cost")
     ap.add_argument("--quant-prefill", type=int, default=512)
     ap.add_argument("--quant-decode", type=int, default=128)
+    ap.add_argument("--quant-repeats", type=int, default=0, help="repeats of the quants section (default: --repeats)")
     ap.add_argument("--models", default=",".join(ids), help=f"catalog ids ({', '.join(ids)})")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--engines", default=None, help="engine build ids (default: dist/engine/builds.json, else auto)")
@@ -365,15 +369,19 @@ def main(argv: list[str] | None = None) -> dict:
                 quant_files[q] = link
             else:
                 quant_files[q] = quantize(smol, q, qdir)
-        prompts["quant"] = [make_prompt(smol, a.quant_prefill, r) for r in range(a.repeats)]
+        prompts["quant"] = [make_prompt(smol, a.quant_prefill, r) for r in range(a.quant_repeats or a.repeats)]
     data: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
                   "command": "python3 bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                   "browser_version": browser_version(), "native_version": llama_cpp.__version__,
                   "args": {k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}}
-    if "native" in a.sections:
-        data["native"] = run_native(a, models, prompts, quant_files)
-    if a.sections & {"browser", "cold", "controller", "quants"}:
-        data["browser"] = run_browser(a, models, prompts, quant_files)
+    try:
+        if "native" in a.sections:
+            run_native(a, models, prompts, quant_files, data.setdefault("native", []))
+        if a.sections & {"browser", "cold", "controller", "quants"}:
+            run_browser(a, prompts, quant_files, data.setdefault("browser", {}))
+    except (KeyboardInterrupt, Exception) as exc:  # keep and report what was measured
+        data["incomplete"] = f"stopped early: {type(exc).__name__}: {exc}"[:500]
+        print(data["incomplete"], file=sys.stderr, flush=True)
     data["pairs"] = [{"model": p["b"]["model"], "section": p["b"]["section"], "threads": p["b"]["threads"],
                       "engine": p["b"]["engine"], "isolated": p["b"]["isolated"],
                       **{k: v for k, v in p.items() if k.endswith("_ratio")}} for p in pairs(data)]
@@ -391,6 +399,8 @@ def main(argv: list[str] | None = None) -> dict:
     if a.results_md:
         update_results_md(Path(a.results_md), md)
     print(f"\nwritten {out_json}" + (f", {png}" if has_png else "") + f" in {data['seconds']:.0f} s")
+    if "incomplete" in data:
+        sys.exit(1)
     return data
 
 
