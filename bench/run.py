@@ -199,7 +199,7 @@ def markdown(data: dict, png: str) -> str:
              f"{data['native_version']}. Repeats: {a['repeats']}; figures are medians (min–max). "
              f"Prompt {a['prefill']} tokens (raw document), {a['decode']} greedy decode tokens, TTFT of a short chat "
              f"question and its follow-up ({a['chat_tokens']}-token answers). Load during the run: {data['load_note']}.",
-             *([f"**Incomplete run** ({data['incomplete']}): only what is below was measured.", ""] if "incomplete" in data else []),
+             *(["", f"**Incomplete run** ({data['incomplete']}): only what is below was measured.", ""] if "incomplete" in data else []),
              f"Raw data: `{data['json']}`. Ratios are browser / native (below 1: the browser is slower, "
              "except TTFT where above 1 is slower).", ""]
     main = [p for p in pairs(data) if p["b"]["section"] == "main"]
