@@ -34,7 +34,8 @@ def make_prompt(model_path: Path, n_tokens: int, run: int = 0) -> str:
     vocab = Llama(str(model_path), vocab_only=True, verbose=False)
     head = f"Chapter {run + 1}. Notes on machines, part {run + 7}.\n\n"
     text = head + BASE_TEXT * (n_tokens // 60 + 4)
-    toks = vocab.tokenize(text.encode(), add_bos=False)[: max(1, n_tokens - 1)]  # the engine adds BOS, if any
+    bos = len(vocab.tokenize(b"a", add_bos=True)) - len(vocab.tokenize(b"a", add_bos=False))
+    toks = vocab.tokenize(text.encode(), add_bos=False)[: max(1, n_tokens - bos)]  # engines add the BOS, if any
     out = vocab.detokenize(toks).decode("utf-8", "ignore")
     vocab.close()
     return out
@@ -67,9 +68,14 @@ class Native:
         t0 = time.perf_counter()
         llm.eval(toks)
         t1 = time.perf_counter()
-        for _ in range(n_decode):
-            llm.eval([int(np.argmax(llm.scores[llm.n_tokens - 1]))])
+        n_vocab = llm.n_vocab()
+        out = []
+        for _ in range(n_decode):  # greedy: the most likely next token, from the last position's logits
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
+            out.append(int(np.argmax(logits)))
+            llm.eval(out[-1:])
         t2 = time.perf_counter()
+        self.last_text = llm.detokenize(out).decode("utf-8", "ignore")
         return {"prompt_tokens": len(toks), "prefill_tps": len(toks) / (t1 - t0),
                 "decode_tokens": n_decode, "decode_tps": n_decode / (t2 - t1) if n_decode else 0.0}
 
