@@ -341,6 +341,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dist", type=Path, default=Path(os.environ.get("OFFGRID_DIST", ROOT / "dist")))
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--results-md", default=str(ROOT / "bench" / "RESULTS.md"), help="'' to leave it alone")
+    ap.add_argument("--name", default="", help="suffix of the output files: <date>-<name>.json")
     ap.add_argument("--load-note", default="", help="what else ran on the machine meanwhile")
     a = ap.parse_args(argv)
     a.models = [m for m in a.models.split(",") if m]
@@ -387,7 +388,7 @@ def main(argv: list[str] | None = None) -> dict:
                       **{k: v for k, v in p.items() if k.endswith("_ratio")}} for p in pairs(data)]
     data["seconds"] = time.perf_counter() - t_start
     data["load_note"] = "; ".join(x for x in (a.load_note, load_note()) if x)
-    stamp = data["date"][:10]
+    stamp = data["date"][:10] + (f"-{a.name}" if a.name else "")
     a.out.mkdir(parents=True, exist_ok=True)
     out_json = a.out / f"{stamp}.json"
     png = a.out / f"{stamp}.png"
