@@ -88,9 +88,10 @@ class Native:
         text = ""
         for chunk in self.llm.create_chat_completion(messages, temperature=0.0, max_tokens=max_tokens,
                                                      stream=True, seed=1):
-            piece = chunk["choices"][0]["delta"].get("content") or ""
-            if piece and not first:
+            # The first chunk comes with the first generated token (even one with no text).
+            if not first:
                 first = (time.perf_counter() - t0) * 1000
+            piece = chunk["choices"][0]["delta"].get("content") or ""
             text += piece
         return first, text
 

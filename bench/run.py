@@ -213,13 +213,18 @@ def markdown(data: dict, png: str) -> str:
                          f"{_m(b.get('decode_tps'))} | {_m(n.get('decode_tps'))} | {_r(p['decode_tps_ratio'])} | "
                          f"{_m(b.get('ttft_ms'), '{:.0f}')} | {_m(n.get('ttft_ms'), '{:.0f}')} | "
                          f"{_m(b.get('followup_ttft_ms'), '{:.0f}')} | {_m(n.get('followup_ttft_ms'), '{:.0f}')} |")
-        if not main:
-            for n in data["native"]:
-                if n["section"] == "main":
+        paired = {(p["b"]["section"], p["b"]["model"], p["b"]["threads"]) for p in pairs(data)}
+        if True:
+            for n in data.get("native", []):
+                if n["section"] == "main" and (n["section"], n["model"], n["threads"]) not in paired:
                     lines.append(f"| {n['model']} | {n['threads']} | – | native only | – | {_m(n.get('prefill_tps'))} | – | – | "
                                  f"{_m(n.get('decode_tps'))} | – | – | {_m(n.get('ttft_ms'), '{:.0f}')} | – | {_m(n.get('followup_ttft_ms'), '{:.0f}')} |")
         lines.append("")
     quants = [p for p in pairs(data) if p["b"]["section"] == "quants"]
+    paired = {(p["b"]["model"], p["b"]["threads"]) for p in quants}
+    quants += [{"b": {"model": n["model"], "threads": n["threads"], "isolated": True, "engine": "", "loaded": {"backend": "native only"}},
+                "n": n, "prefill_tps_ratio": None, "decode_tps_ratio": None}
+               for n in data.get("native", []) if n["section"] == "quants" and (n["model"], n["threads"]) not in paired]
     if quants:
         lines += [f"### Quantization formats (SmolLM2 re-quantized from the shipped Q4_1; prompt {a['quant_prefill']} tokens, "
                   f"{a['quant_decode']} decode tokens, repeats: {a['quant_repeats'] or a['repeats']})", "",
@@ -322,6 +327,37 @@ def load_note() -> str:
     return f"load average {load1:.1f} (1 min) / {load5:.1f} (5 min) at the end, on {os.cpu_count()} cores"
 
 
+def merge(paths: list[Path]) -> dict:
+    """Several runs' JSON as one (the first's cold start, controller and header; every
+    native and browser figure), e.g. a run split in parts to fit the machine's time."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    data = runs[0]
+    data.setdefault("native", [])
+    data.setdefault("browser", {}).setdefault("configs", [])
+    data["browser"].setdefault("memory", {})
+    for extra in runs[1:]:
+        data["native"] += extra.get("native", [])
+        data["browser"]["configs"] += extra.get("browser", {}).get("configs", [])
+        data["browser"]["memory"].update(extra.get("browser", {}).get("memory", {}))
+        data["command"] += f"`, then `{extra['command']}"
+        data["load_note"] += f"; second part: {extra['load_note']}"
+        if "incomplete" in extra:
+            data["incomplete"] = data.get("incomplete", "") + f" second part: {extra['incomplete']}"
+    data["json"] = ", ".join(os.path.relpath(p, ROOT / "bench") for p in paths)
+    return data
+
+
+def render(paths: list[Path], results_md: str) -> None:
+    """Re-make the tables and the chart from saved results (no measuring)."""
+    data = merge(paths)
+    png = paths[0].with_suffix(".png")
+    has_png = chart(data, png)
+    md = markdown(data, os.path.relpath(png, ROOT / "bench") if has_png else "")
+    print(md)
+    if results_md:
+        update_results_md(Path(results_md), md)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ids = list(catalog_models())
@@ -341,9 +377,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dist", type=Path, default=Path(os.environ.get("OFFGRID_DIST", ROOT / "dist")))
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--results-md", default=str(ROOT / "bench" / "RESULTS.md"), help="'' to leave it alone")
+    ap.add_argument("--render", nargs="+", type=Path, help="only re-make tables and chart from these results JSON files")
     ap.add_argument("--name", default="", help="suffix of the output files: <date>-<name>.json")
     ap.add_argument("--load-note", default="", help="what else ran on the machine meanwhile")
     a = ap.parse_args(argv)
+    if a.render:
+        render(a.render, a.results_md)
+        return {}
     a.models = [m for m in a.models.split(",") if m]
     a.threads = [int(t) for t in a.threads.split(",")]
     a.engines = a.engines.split(",") if a.engines is not None else engine_ids(a.dist)
