@@ -56,6 +56,10 @@ class Native:
 
         self.llm = Llama(str(model_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                          n_batch=512, seed=1, verbose=False)
+        if "tokenizer.chat_template" not in self.llm.metadata:
+            # No template in the GGUF (Gemma 3 270M here): llama.cpp, and so the browser engine,
+            # falls back to ChatML; llama-cpp-python would pick llama-2.
+            self.llm.chat_format = "chatml"
 
     def close(self) -> None:
         self.llm.close()
