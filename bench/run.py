@@ -283,8 +283,8 @@ def chart(data: dict, out: Path) -> bool:
     if not ps:
         return False
     names = {"smollm2-135m-instruct-q4_1": "SmolLM2 Q4_1", "gemma3-270m-q4_k_m": "Gemma3 Q4_K_M"}
-    labels = [f"{names.get(p['b']['model'], 'SmolLM2 ' + p['b']['model'] + ' (URL)')}"
-              f"\n{p['b']['threads']}t {p['b']['engine'] or 'auto'}{'' if p['b']['isolated'] else ' no-iso'}" for p in ps]
+    labels = [f"{names.get(p['b']['model'], 'SmolLM2 ' + p['b']['model'])}".replace(" ", "\n", 1)
+              + f"\n{p['b']['threads']}t {p['b']['engine'] or 'auto'}{'' if p['b']['isolated'] else ' no-iso'}" for p in ps]
     x = range(len(ps))
     w = 0.4
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(ps) + 2), 4.5))
