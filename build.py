@@ -78,7 +78,9 @@ def main(argv: list[str]) -> int:
     elif cmd == "test":
         _chromium()
         _webgpu_tools()
-        _pip_install("test", ["flask", "pytest", "playwright", "pytest_playwright", "hypothesis", "llama_cpp"])
+        # bench: tests/e2e/test_bench.py runs the benchmark harness (psutil, matplotlib) on a tiny prompt.
+        _pip_install("test,bench", ["flask", "pytest", "playwright", "pytest_playwright", "hypothesis", "llama_cpp",
+                                    "psutil", "matplotlib"])
         build()
         return subprocess.run([sys.executable, "-m", "pytest", *argv[1:]], cwd=ROOT).returncode
     else:

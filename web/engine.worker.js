@@ -354,7 +354,7 @@ async function unload() {
  * then finds the model loaded and gets its ModelLoaded at once.
  */
 async function loadModel(id, req, announce = true) {
-  const key = JSON.stringify([req.model_id, req.n_ctx, req.n_threads, req.backend, req.engine]);
+  const key = JSON.stringify([req.model_id, req.url, req.n_ctx, req.n_threads, req.backend, req.engine]);
   if (state.wllama && state.loadedKey === key) {
     post(T.ModelLoaded, { ...state.loadedInfo, load_ms: 0 }, id);
     return diagnostics(id);

@@ -32,7 +32,15 @@ bridge.listen((f) => {
   if (booting && f.type === 'LoadProgress' && f.total) {
     view.setProgress(f.loaded / f.total, `Model ${(f.loaded / 1e6).toFixed(1)} / ${(f.total / 1e6).toFixed(1)} MB`);
   }
-  if (f.type === 'ModelLoaded') performance.mark('offgrid:model-ready');
+  // Boot timings (see window.offgridTimings): worker up, weights read (downloaded or from
+  // IndexedDB) and llama.cpp starting, model loaded.
+  if (f.type === 'Hello') performance.mark('offgrid:engine-ready');
+  if (f.type === 'LoadProgress' && f.phase === 'init' && !performance.getEntriesByName('offgrid:weights-ready').length) {
+    performance.mark('offgrid:weights-ready');
+  }
+  if (f.type === 'ModelLoaded' && !performance.getEntriesByName('offgrid:model-ready').length) {
+    performance.mark('offgrid:model-ready');
+  }
 });
 
 /** @type {any} */
