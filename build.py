@@ -33,30 +33,27 @@ def _pip_install(extra: str, probes: list[str]) -> None:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", target], cwd=ROOT, check=True)
 
 
-def _chromium() -> None:
-    """Debian's chromium, which the e2e tests drive (never `playwright install`)."""
-    if Path("/usr/bin/chromium").exists():
-        return
+def _apt(why: str, packages: list[str]) -> None:
+    """Install Debian packages the tests need, or say how to."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        sys.exit("The e2e tests need Debian's chromium: run `sudo apt-get install -y chromium` first.")
-    print("installing Debian chromium", flush=True)
+        sys.exit(f"{why}: run `sudo apt-get install -y {' '.join(packages)}` first.")
+    print(f"installing {', '.join(packages)} ({why})", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", "fonts-dejavu-core"],
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
                    check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def _chromium() -> None:
+    """Debian's chromium, which the e2e tests drive (never `playwright install`)."""
+    if not Path("/usr/bin/chromium").exists():
+        _apt("the e2e tests drive Debian's chromium", ["chromium", "fonts-dejavu-core"])
 
 
 def _webgpu_tools() -> None:
     """gcc for tests/webgpu_lavapipe/setup.sh (the e2e WebGPU tests build two small shims with it)."""
-    if shutil.which("gcc") and Path("/usr/include/stdio.h").exists():
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        sys.exit("The WebGPU e2e tests need gcc and libc6-dev: run `sudo apt-get install -y gcc libc6-dev` first.")
-    print("installing gcc (WebGPU test shims)", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "gcc", "libc6-dev"],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+    if not (shutil.which("gcc") and Path("/usr/include/stdio.h").exists()):
+        _apt("the WebGPU e2e tests build two shims", ["gcc", "libc6-dev"])
 
 
 def build() -> None:

@@ -3,6 +3,8 @@ real built site, real engine and real model. Nothing is mocked."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -99,3 +101,13 @@ def open_app():
         return App(page, url)
 
     return make
+
+
+@pytest.fixture
+def site(dist, tmp_path, serve_folder):
+    """A copy of the built site that a test may redeploy (weights hard-linked, not copied)."""
+    root = tmp_path / "site"
+    shutil.copytree(dist, root, ignore=shutil.ignore_patterns("*.gguf"))
+    for gguf in (dist / "models").glob("*.gguf"):
+        os.link(gguf, root / "models" / gguf.name)
+    return root, serve_folder(root)

@@ -4,11 +4,8 @@ real Chromium with the real service worker, engine and model."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import struct
 
-import pytest
 
 from offgrid_dev.pwa import write_service_worker
 
@@ -94,16 +91,6 @@ def test_airplane_mode_start_answers_and_says_when_no_model_is_stored(browser, s
     alert = page.get_by_role("alert").text_content()
     assert "Connect to the internet once" in alert, alert
     context.close()
-
-
-@pytest.fixture
-def site(dist, tmp_path, serve_folder):
-    """A copy of the built site that a test may redeploy (weights hard-linked, not copied)."""
-    root = tmp_path / "site"
-    shutil.copytree(dist, root, ignore=shutil.ignore_patterns("*.gguf"))
-    for gguf in (dist / "models").glob("*.gguf"):
-        os.link(gguf, root / "models" / gguf.name)
-    return root, serve_folder(root)
 
 
 def test_a_new_build_is_offered_and_taken_only_on_reload(browser, site, artifacts, open_app):

@@ -6,7 +6,6 @@ render path (web/view.js -> web/markdown.js -> marked + DOMPurify)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest

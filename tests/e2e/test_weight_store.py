@@ -13,7 +13,6 @@ tests cover the service worker).
 from __future__ import annotations
 
 import json
-import shutil
 import os
 from collections import Counter
 from pathlib import Path
@@ -180,16 +179,6 @@ def test_repeated_corruption_is_a_clear_error_and_never_reaches_the_engine(fresh
     assert [m["complete"] for m in store["models"]] == [False]
     diag = page.evaluate("offgrid.call('GetDiagnostics')")
     assert page.evaluate("offgrid.state()")["model_id"] == "", diag
-
-
-@pytest.fixture
-def site(dist, tmp_path, serve_folder):
-    """A copy of the built site that a test may redeploy (weights hard-linked, not copied)."""
-    root = tmp_path / "site"
-    shutil.copytree(dist, root, ignore=shutil.ignore_patterns("*.gguf"))
-    for gguf in (dist / "models").glob("*.gguf"):
-        os.link(gguf, root / "models" / gguf.name)
-    return root, serve_folder(root)
 
 
 def test_a_new_model_version_fetches_only_the_changed_chunks(fresh, site, artifacts):
