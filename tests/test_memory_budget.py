@@ -6,6 +6,7 @@ buffers) without refusing models that fit. The JS module runs in Node."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import re
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 MIB = 1024 * 1024
 ALLOCATION = re.compile(r"(model|KV|compute) buffer size =\s+([\d.]+) MiB")

@@ -4,6 +4,7 @@ of the GGUF header, so the weight store's delta update fetches one chunk."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import shutil
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from offgrid_dev import models
 from offgrid_dev.gguf_header import read_metadata, with_string_value
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 CACHE = ROOT / ".cache"
 

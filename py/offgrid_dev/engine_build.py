@@ -137,6 +137,7 @@ def _chroot(cache: Path, log) -> Path:
     log(f"  making a Debian {SUITE} chroot with emscripten (mmdebstrap, about 1 min)")
     tmp = root.with_name(root.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    root.parent.mkdir(parents=True, exist_ok=True)  # mmdebstrap needs the parent to exist
     # The mirror's sid Release file can be expired: do not let apt refuse it.
     subprocess.run(["mmdebstrap", "--quiet", "--variant=apt", "--aptopt=Acquire::Check-Valid-Until \"false\"",
                     f"--include={','.join(CHROOT_PACKAGES)}", SUITE, str(tmp), MIRROR], check=True)
