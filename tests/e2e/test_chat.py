@@ -87,7 +87,7 @@ def test_first_visit_downloads_once_and_streams_an_answer(app, dist, artifacts):
     assert all(t["duration"] <= 200 for t in during), during
     assert _same_origin(app) == []
     # Worker requests are observed too (so the check above covers the engine).
-    assert any(u.endswith("/vendor/wllama/wasm/wllama.wasm") for u in app.requests)
+    assert any(u.endswith("/wasm/wllama.wasm") for u in app.requests)
     app.page.screenshot(path=str(artifacts / "chat-desktop.png"))
 
 
