@@ -236,3 +236,13 @@ def test_valid_chats_always_round_trip(chat):
     back = p.decode(raw)
     assert back == chat
     assert p.encode(back) == raw
+
+
+def test_every_message_type_is_its_own_dataclass():
+    """A class that lost its @dataclass decorator would silently have no fields of its own."""
+    import dataclasses
+
+    for cls in (*p.MESSAGE_TYPES.values(), *p.OBJECTS):
+        assert "__dataclass_fields__" in vars(cls) and "__dataclass_params__" in vars(cls), cls.__name__
+        own = {k for k, v in vars(cls).get("__annotations__", {}).items() if not str(v).startswith("ClassVar")}
+        assert own <= {f.name for f in dataclasses.fields(cls)}, cls.__name__

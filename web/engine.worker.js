@@ -224,11 +224,19 @@ async function startWithFallback(id, model, blob, req, skip = []) {
   const p = await probed;
   const choices = plan(p, req.backend, req.n_threads, { bytes: model.bytes, avoidGpu: await gpuDistrust(model) })
     .filter((c) => !skip.includes(c.backend));
-  for (let i = 0; ; i += 1) {
+  for (let i = 0, retried = false; ; i += 1) {
     const choice = choices[i];
     try {
       return { w: await startChecked(blob, req, choice), choice };
     } catch (err) {
+      // Chromium sometimes refuses to read stored Blobs again after an engine that
+      // read them was stopped (NotReadableError): take fresh handles and try once more.
+      if (!retried && model.chunks && /could not be read/i.test(String(err?.message ?? err))) {
+        retried = true;
+        blob = await openModel(model);
+        i -= 1;
+        continue;
+      }
       const next = choices[i + 1];
       if (!next) throw err;
       reportFallback(id, model, choice.backend, next, String(err?.message ?? err));
@@ -434,7 +442,12 @@ async function startEngine(blob, req, choice) {
   const { Wllama: Engine, wasmPaths, compat } = await loadBuild(build, SITE_ROOT);
   const w = new Engine(wasmPaths, { logger: workerLogger, allowOffline: true });
   if (compat) w.setCompat(compat);
-  await w.loadModel([blob], { n_ctx: req.n_ctx, n_threads: choice.threads, n_gpu_layers: build.webgpu ? choice.gpuLayers : 0 });
+  try {
+    await w.loadModel([blob], { n_ctx: req.n_ctx, n_threads: choice.threads, n_gpu_layers: build.webgpu ? choice.gpuLayers : 0 });
+  } catch (err) {
+    await w.exit().catch(() => {}); // no half-started engine (and its worker) left behind
+    throw err;
+  }
   state.build = build;
   return w;
 }
@@ -494,6 +507,7 @@ async function handle(msg) {
     case T.DeleteModel:
       if (state.generation) return fail(id, 'busy', 'A generation is running.', 'Stop it first, then delete the model.');
       state.lifecycle = state.lifecycle.then(() => deleteStored(id, msg.model_id));
+      return state.lifecycle;
     case T.SelfTest:
       await state.lifecycle;
       if (!state.wllama) return fail(id, 'no_model', 'No model is loaded.', 'Load a model first.');

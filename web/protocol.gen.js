@@ -426,6 +426,13 @@ export const SCHEMA = {
     "t": "int",
     "required": false,
     "default": 1
+   },
+   "n_tokens": {
+    "t": "int",
+    "required": false,
+    "default": 8,
+    "min": 1,
+    "max": 64
    }
   },
   "Hello": {

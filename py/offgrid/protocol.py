@@ -187,6 +187,9 @@ class DeleteModel(Message):
 
     kind: ClassVar[str] = "request"
     model_id: str = ""
+
+
+@dataclass(frozen=True)
 class SelfTest(Message):
     """Greedy-decode a fixed prompt for `n_tokens` on the GPU (WebGPU) and on the
     CPU with the loaded model; answered by SelfTestResult."""
