@@ -36,6 +36,35 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
+@pytest.fixture
+def context(browser_type, browser_type_launch_args, browser_context_args, tmp_path):
+    """Each test's browser has a profile on disk, as a person's browser has.
+
+    In an incognito context Chromium (150 here) keeps IndexedDB in memory, and
+    there the stored weights can become unreadable ("NotReadableError: The
+    requested file could not be read") after the page that read them reloads
+    or its engine stops.
+    """
+    ctx = browser_type.launch_persistent_context(tmp_path / "profile", **browser_type_launch_args, **browser_context_args)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def profile(browser_type, browser_type_launch_args, tmp_path):
+    """Open more browsers with profiles on disk: `profile(viewport=..., is_mobile=True)`."""
+    contexts = []
+
+    def make(**kwargs):
+        contexts.append(browser_type.launch_persistent_context(
+            tmp_path / f"profile-{len(contexts)}", **browser_type_launch_args, **kwargs))
+        return contexts[-1]
+
+    yield make
+    for c in contexts:
+        c.close()
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)

@@ -40,15 +40,17 @@ def lavapipe_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def launch(playwright, open_app, server):
-    """A browser of its own: `launch(lavapipe_env)` -> an App on a fresh page of it."""
+def launch(playwright, open_app, server, tmp_path):
+    """A browser of its own: `launch(lavapipe_env)` -> an App on a fresh page of it,
+    with a profile on disk (see `context` in conftest.py for why not incognito)."""
     browsers = []
 
     def start(env: dict[str, str] | None = None):
         args = BASE_ARGS + (["--use-angle=vulkan"] if env else [])
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args, env={**os.environ, **(env or {})})
-        browsers.append(browser)
-        return open_app(browser.new_context().new_page(), server.url)
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path / f"profile-{len(browsers)}", executable_path=CHROMIUM, args=args, env={**os.environ, **(env or {})})
+        browsers.append(context)
+        return open_app(context.pages[0] if context.pages else context.new_page(), server.url)
 
     yield start
     for b in browsers:

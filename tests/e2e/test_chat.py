@@ -64,7 +64,7 @@ def test_first_visit_downloads_once_and_streams_an_answer(app, dist, artifacts):
     assert app.page.evaluate("offgridDebug.pythonHeapBytes()") < model["bytes"]
 
     t_start = app.page.evaluate("performance.now()")
-    app.ask("What is the capital of France? Answer in one sentence.")
+    app.ask("What is the capital of France? Tell me about it in a few sentences.")
     observations: list[str] = []
     while app.status.text_content() != "Ready":
         text = app.answer_text()

@@ -56,8 +56,8 @@ def test_manifest_and_icons(page, server):
     assert apple.ok and _png_size(apple.body()) == (180, 180)
 
 
-def test_airplane_mode_start_answers_and_says_when_no_model_is_stored(browser, server, open_app):
-    context = browser.new_context()
+def test_airplane_mode_start_answers_and_says_when_no_model_is_stored(profile, server, open_app):
+    context = profile()
     app = _install(open_app, context, server.url)
     page = app.page
 
@@ -76,7 +76,8 @@ def test_airplane_mode_start_answers_and_says_when_no_model_is_stored(browser, s
     assert app.answer_text().strip()
     assert failed == [], failed
     assert page.evaluate("fetch('models/catalog.json').then(r => r.ok)")
-    assert not page.evaluate("navigator.onLine")
+    # And the network really was off: a URL the service worker does not hold fails.
+    assert page.evaluate("fetch('models/catalog.json?uncached=' + Date.now()).then(() => 'reached', () => 'offline')") == "offline"
 
     # Still offline, the stored weights gone: the app says so instead of hanging.
     page.goto(server.url + "/icon.svg")  # a precached page: the app and its engine stop
@@ -90,12 +91,11 @@ def test_airplane_mode_start_answers_and_says_when_no_model_is_stored(browser, s
     assert status.startswith("Error: You are offline") and "not stored on this device" in status, status
     alert = page.get_by_role("alert").text_content()
     assert "Connect to the internet once" in alert, alert
-    context.close()
 
 
-def test_a_new_build_is_offered_and_taken_only_on_reload(browser, site, artifacts, open_app):
+def test_a_new_build_is_offered_and_taken_only_on_reload(profile, site, artifacts, open_app):
     root, server = site
-    context = browser.new_context(viewport={"width": 360, "height": 640}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    context = profile(viewport={"width": 360, "height": 640}, device_scale_factor=2, is_mobile=True, has_touch=True)
     app = _install(open_app, context, server.url)
     page = app.page
     assert page.get_by_role("button", name="Reload to update").count() == 0
@@ -121,4 +121,3 @@ def test_a_new_build_is_offered_and_taken_only_on_reload(browser, site, artifact
     assert page.evaluate(CONTROLLED)
     assert page.evaluate("fetch('app.css').then(r => r.text())") == new_css
     assert page.get_by_role("button", name="Reload to update").count() == 0
-    context.close()
