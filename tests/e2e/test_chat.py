@@ -63,15 +63,21 @@ def test_first_visit_downloads_once_and_streams_an_answer(app, dist, artifacts):
     # The weights never entered the Python heap: Pyodide's memory is smaller than the model.
     assert app.page.evaluate("offgridDebug.pythonHeapBytes()") < model["bytes"]
 
+    # Every text the answer shows, as the page draws it (polling from here would
+    # miss steps: the SIMD engine writes a short answer in a fraction of a second).
+    app.page.evaluate("""() => {
+      window.__seen = [];
+      new MutationObserver(() => {
+        const t = document.querySelector('.msg.assistant:last-child .text')?.textContent ?? '';
+        if (t && window.__seen.at(-1) !== t) window.__seen.push(t);
+      }).observe(document.getElementById('log'), { subtree: true, childList: true, characterData: true });
+    }""")
     t_start = app.page.evaluate("performance.now()")
     app.ask("What is the capital of France? Tell me about it in a few sentences.")
-    observations: list[str] = []
-    while app.status.text_content() != "Ready":
-        text = app.answer_text()
-        if text and (not observations or text != observations[-1]):
-            observations.append(text)
-        app.page.wait_for_timeout(50)
+    app.page.wait_for_function("() => document.querySelectorAll('.msg.assistant').length === 1")
+    app.wait_ready()
     t_end = app.page.evaluate("performance.now()")
+    observations: list[str] = app.page.evaluate("window.__seen")
     final = app.answer_text()
     growing = [t for t in observations if t != final]
     assert len(growing) >= 3, f"the reply did not stream: {observations}"
