@@ -224,19 +224,11 @@ async function startWithFallback(id, model, blob, req, skip = []) {
   const p = await probed;
   const choices = plan(p, req.backend, req.n_threads, { bytes: model.bytes, avoidGpu: await gpuDistrust(model) })
     .filter((c) => !skip.includes(c.backend));
-  for (let i = 0, retried = false; ; i += 1) {
+  for (let i = 0; ; i += 1) {
     const choice = choices[i];
     try {
       return { w: await startChecked(blob, req, choice), choice };
     } catch (err) {
-      // Chromium sometimes refuses to read stored Blobs again after an engine that
-      // read them was stopped (NotReadableError): take fresh handles and try once more.
-      if (!retried && model.chunks && /could not be read/i.test(String(err?.message ?? err))) {
-        retried = true;
-        blob = await openModel(model);
-        i -= 1;
-        continue;
-      }
       const next = choices[i + 1];
       if (!next) throw err;
       reportFallback(id, model, choice.backend, next, String(err?.message ?? err));
