@@ -14,7 +14,9 @@ import {
 import { budget, fitContext } from './memory_budget.js';
 import { describe, detectFeatures, fetchBuilds, loadBuild, selectBuild } from './engine_build.js';
 
-const ENGINE = 'wllama 3.8.1 (stock build)';
+/** @typedef {Blob | import('./weight_store.js').StoredModelFile} ModelFile  what the engine reads weights from */
+
+const ENGINE = 'wllama 3.8.1'; // which build (stock, simd) runs a model: ModelLoaded.engine
 const AUTO_SELF_TEST_TOKENS = 8; // small: a software GPU decodes ~2 tokens/s
 const here = (path) => new URL(path, import.meta.url).href;
 const SITE_ROOT = here('../');
@@ -66,7 +68,7 @@ const state = {
   /** @type {Record<string, any> | null} */ loadedInfo: null, // the ModelLoaded fields
   lifecycle: Promise.resolve(), // load/unload run one after another
   stopEarly: new Set(), // ids of requests stopped before they started
-  /** @type {{model: any, blob: Blob, req: any, fromCache: boolean} | null} */ loaded: null, // to restart on another backend
+  /** @type {{model: any, blob: ModelFile, req: any, fromCache: boolean} | null} */ loaded: null, // to restart on another backend
   gpuLayers: '', // "31/31" when llama.cpp offloaded layers to the GPU
   /** @type {string[]} */ fallbacks: [], // "webgpu: why" for each backend that failed this session
   selfTest: '', // the last self-test, in words
@@ -424,7 +426,7 @@ async function loadModel(id, req, announce = true) {
  * build that `req.engine` names or that suits this browser and backend
  * (state.build says which). An unknown or unusable `req.engine` throws an
  * EngineBuildError (code bad_field, field engine).
- * @param {Blob} blob
+ * @param {ModelFile} blob
  * @param {{n_ctx: number, engine: string}} req
  * @param {import('./backend.js').Choice} choice
  */

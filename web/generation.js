@@ -1,7 +1,6 @@
 // Text generation on a loaded wllama instance: Chat, Complete, Continue,
 // ChatBatch (concurrent, one slot each) and CountTokens. Each job streams
 // Delta frames and ends with exactly one GenerateEnd, whatever happens.
-import { WllamaAbortError } from '../vendor/wllama/index.js';
 import { T } from './protocol.gen.js';
 
 /** Sampling from the protocol, in llama.cpp server's names. */
@@ -48,7 +47,8 @@ async function runJob(w, id, job, req, signal, post, backend) {
     else await w.createCompletion({ ...params, prompt: job.prompt });
     reason = last?.choices?.[0]?.finish_reason === 'length' ? 'length' : 'stop';
   } catch (err) {
-    if (err instanceof WllamaAbortError || signal.aborted) reason = 'aborted';
+    // Only our signal aborts a generation (each engine build has its own WllamaAbortError class).
+    if (signal.aborted) reason = 'aborted';
     else {
       reason = 'error';
       post(T.EngineError, { code: 'inference_failed', message: `Generation failed: ${err?.message ?? err}`, hint: 'Try again; if it persists, reload the model.' }, id);

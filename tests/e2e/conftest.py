@@ -38,13 +38,9 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture
 def context(browser_type, browser_type_launch_args, browser_context_args, tmp_path):
-    """Each test's browser has a profile on disk, as a person's browser has.
-
-    In an incognito context Chromium (150 here) keeps IndexedDB in memory, and
-    there the stored weights can become unreadable ("NotReadableError: The
-    requested file could not be read") after the page that read them reloads
-    or its engine stops.
-    """
+    """Each test's browser has a profile on disk, as most people's browsers have.
+    Incognito windows (IndexedDB kept in memory) are covered by the tests that
+    use `browser.new_context()`, e.g. test_weight_store's incognito test."""
     ctx = browser_type.launch_persistent_context(tmp_path / "profile", **browser_type_launch_args, **browser_context_args)
     yield ctx
     ctx.close()
@@ -110,6 +106,11 @@ class App:
     def ask(self, question: str) -> None:
         self.box.fill(question)
         self.button("Send").click()
+
+    def stop_if_running(self) -> None:
+        """Press Stop if an answer is still being written. Checked and clicked in one
+        step in the page: a fast engine can finish between a separate check and click."""
+        self.page.evaluate("() => { const b = document.getElementById('stop'); if (!b.disabled) b.click(); }")
 
     def answer_text(self) -> str:
         return self.page.locator(".msg.assistant .text").last.text_content() or ""

@@ -152,8 +152,7 @@ def test_payloads_typed_as_questions_stay_plain_text(app):
         # No need for whole answers: stop each once it has begun (it still renders as Markdown).
         app.page.wait_for_function("() => document.querySelector('.msg.assistant:last-child .text')?.textContent"
                                    " || document.querySelector('[role=status]').textContent === 'Ready'")
-        if app.button("Stop").is_enabled():
-            app.button("Stop").click()
+        app.stop_if_running()
         app.wait_ready()
     users = app.page.locator(".msg.user .text")
     assert users.all_text_contents() == PAYLOADS
@@ -220,7 +219,7 @@ def test_question_typed_during_cold_start_is_sent_when_ready(browser, server, ar
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_screens_are_accessible_and_fit_a_phone(browser, server, artifacts, scheme):
+def test_screens_are_accessible_and_fit_a_phone(browser, server, artifacts, scheme, open_app):
     context = browser.new_context(viewport=DESKTOP, color_scheme=scheme)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
     page = context.new_page()
@@ -262,8 +261,7 @@ def test_screens_are_accessible_and_fit_a_phone(browser, server, artifacts, sche
     box.press("Enter")
     assert page.get_by_role("alert").is_visible()
     found += _axe(page, "error")
-    if page.get_by_role("button", name="Stop", exact=True).is_enabled():
-        page.get_by_role("button", name="Stop", exact=True).click()
+    open_app(page, server.url).stop_if_running()
     page.wait_for_function(ready)
 
     page.get_by_text("Model & diagnostics").click()

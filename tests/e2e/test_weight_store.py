@@ -361,3 +361,28 @@ def test_a_context_too_big_for_memory_is_made_smaller_and_said(fresh, server, di
     page.wait_for_function("() => document.querySelectorAll('.msg.assistant').length === 1")
     app.wait_ready()
     assert app.answer_text().strip()
+
+
+def test_an_incognito_window_loads_the_stored_model_again_and_after_a_reload(browser, server, open_app):
+    """Chromium keeps IndexedDB in memory in an incognito window; reading a stored
+    model there used to break every later read in the page (NotReadableError)."""
+    context = browser.new_context()  # incognito: no profile on disk
+    try:
+        app = open_app(context.new_page(), server.url)
+        app.open()
+        app.wait_ready()
+        page = app.page
+        model_id = page.evaluate("offgrid.state()")["model_id"]
+        for n_ctx in (1024, 2048):  # a different context size: the engine really restarts
+            page.evaluate("offgrid.call('UnloadModel')")
+            loaded = page.evaluate("(n) => offgrid.call('LoadModel', {model_id: %r, n_ctx: n})" % model_id, n_ctx)
+            assert loaded["type"] == "ModelLoaded", loaded
+            assert loaded["from_cache"] is True, loaded
+        page.reload()
+        app.wait_ready()
+        app.ask("Say hello.")
+        page.wait_for_function("() => document.querySelector('[role=status]').textContent === 'Ready'"
+                               " && document.querySelector('.msg.assistant .text')?.textContent.trim()")
+        assert app.answer_text().strip()
+    finally:
+        context.close()
