@@ -74,6 +74,10 @@ def test_served_simd_wasm_has_the_dot_product_kernels_and_stock_has_none(dist):
     n = _count(served)
     assert n > 0, "the SIMD build's wasm has no i32x4.dot_i16x8_s: ggml-cpu built its generic code"
     assert n == simd["dot_i16x8_s"]
+    # Its compat flavour (asyncify, wasm32: Safari) has them too.
+    assert simd["compat"], "the simd build has no compat flavour"
+    compat = dist / simd["compat"]["wasm"]
+    assert _count(compat) == simd["compat_info"]["dot_i16x8_s"] > 0
     # The counter can say 0: the stock wasm has no SIMD kernels.
     assert _count(dist / "vendor" / "wllama" / "wasm" / "wllama.wasm") == 0
     # The served bundle runs the new glue: it is not the stock index.js.

@@ -18,6 +18,9 @@ SIMD = {"id": "simd", "label": "simd (llama.cpp WASM SIMD kernels)", "module": "
 RELAXED = {**SIMD, "id": "relaxed", "label": "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD fused multiply-add)",
            "requires": ["jspi", "memory64", "simd128", "relaxed_simd"]}
 ALL = {"builds": [engine_build.STOCK, SIMD, RELAXED], "default_cpu": "simd"}
+# The simd build with its compat flavour (asyncify, wasm32), as the site ships it.
+SIMD_COMPAT = {**SIMD, "compat": {"worker": "engine/simd/compat/wllama.js", "wasm": "engine/simd/compat/wllama.wasm"}}
+WITH_COMPAT = {"builds": [engine_build.STOCK, SIMD_COMPAT], "default_cpu": "simd"}
 CHROME = {"simd128": True, "relaxed_simd": True, "jspi": True, "memory64": True}
 SAFARI = {"simd128": True, "relaxed_simd": False, "jspi": False, "memory64": False}
 
@@ -31,7 +34,7 @@ def select(cases: list) -> list:
 import { selectBuild, describe, detectFeatures } from %s;
 const cases = JSON.parse(process.argv[1]);
 const out = cases.map(([f, backend, builds, requested]) => {
-  try { const s = selectBuild(f, backend, builds, requested); return {id: s.build.id, reason: s.reason, says: describe(s.build)}; }
+  try { const s = selectBuild(f, backend, builds, requested); return {id: s.build.id, reason: s.reason, says: describe(s.build, f)}; }
   catch (e) { return {error: e.code, field: e.field, message: e.message, hint: e.hint}; }
 });
 out.push(detectFeatures({jspi: true, memory64: true}));
@@ -58,14 +61,19 @@ def test_the_choice_follows_backend_browser_and_request():
         [CHROME, "wasm-mt", ALL, "nope"],                  # unknown id
         [CHROME, "webgpu", ALL, "simd"],                   # a CPU-only build on WebGPU
         [SAFARI, "wasm-st", ALL, "relaxed"],               # a build this browser cannot run
+        [SAFARI, "wasm-st", WITH_COMPAT, ""],              # no JSPI/Memory64: simd's compat flavour
+        [{**SAFARI, "simd128": False}, "wasm-st", WITH_COMPAT, ""],  # no SIMD at all: stock's compat
     ])
     assert [g.get("id", g.get("error")) for g in got] == [
         "stock", "relaxed", "simd", "stock", "stock", "stock", "simd", "stock", "simd",
-        "bad_field", "bad_field", "bad_field"]
+        "bad_field", "bad_field", "bad_field", "simd", "stock"]
     assert got[2]["says"] == "simd (llama.cpp WASM SIMD kernels)"
     assert got[3]["says"] == "stock engine (no SIMD kernels)"
     assert "simd needs simd128" in got[3]["reason"]
-    assert all(g["field"] == "engine" for g in got[9:])
+    assert all(g["field"] == "engine" for g in got[9:12])
+    assert got[12]["says"] == "simd (llama.cpp WASM SIMD kernels), compat flavour (asyncify, wasm32)"
+    assert got[13]["says"] == "stock engine (no SIMD kernels), compat flavour (asyncify, wasm32)"
+    assert got[4]["says"] == got[13]["says"]
     assert "nope" in got[9]["message"] and "stock, simd, relaxed" in got[9]["hint"]
     assert "WebGPU" in got[10]["message"]
     assert "jspi" in got[11]["message"] and "relaxed_simd" in got[11]["message"]

@@ -179,7 +179,7 @@ async function diagnostics(id) {
     max_buffer_size: g?.maxBufferSize ?? 0, max_storage_buffer_binding_size: g?.maxStorageBufferBindingSize ?? 0,
     gpu_layers: state.wllama && c.backend === 'webgpu' ? state.gpuLayers : '',
     browser: p.browser, platform: p.platform, self_test: state.selfTest, fallbacks: state.fallbacks,
-    engine: describe(state.build ?? selectBuild(detectFeatures(p), c.backend, await builds).build),
+    engine: describe(state.build ?? selectBuild(detectFeatures(p), c.backend, await builds).build, detectFeatures(p)),
   }, id);
 }
 
@@ -435,7 +435,7 @@ async function startEngine(blob, req, choice) {
   const { build } = selectBuild(detectFeatures(await probed), choice.backend, await builds, req.engine);
   const { Wllama: Engine, wasmPaths, compat } = await loadBuild(build, SITE_ROOT);
   const w = new Engine(wasmPaths, { logger: workerLogger, allowOffline: true });
-  if (compat) w.setCompat(compat);
+  w.setCompat(compat); // null for a build without a compat flavour: wllama's default would fetch one from a CDN
   try {
     await w.loadModel([blob], { n_ctx: req.n_ctx, n_threads: choice.threads, n_gpu_layers: build.webgpu ? choice.gpuLayers : 0 });
   } catch (err) {

@@ -105,9 +105,10 @@ export function selectBuild(features, backend, builds, requested = '') {
   return { build, reason: build.simd_kernels ? `CPU backend: ${build.id} runs here` : `CPU backend: ${skipped.join('; ') || 'no SIMD build on this site'}` };
 }
 
-/** What Diagnostics says about a build. @param {Build} build */
-export function describe(build) {
-  return build.simd_kernels ? build.label : `${build.id} engine (no SIMD kernels)`;
+/** What Diagnostics says about a build, and its flavour here. @param {Build} build @param {Features} f */
+export function describe(build, f) {
+  const name = build.simd_kernels ? build.label : `${build.id} engine (no SIMD kernels)`;
+  return fit(build, f).mode === 'compat' ? `${name}, compat flavour (asyncify, wasm32)` : name;
 }
 
 /**

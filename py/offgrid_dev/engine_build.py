@@ -69,9 +69,15 @@ class Variant:
     env: tuple[tuple[str, str], ...] = ()
     requires: tuple[str, ...] = ("jspi", "memory64", "simd128")
     tree: str = "simd"
+    compat: "Variant | None" = None  # its asyncify + wasm32 flavour, for browsers without JSPI/Memory64
 
 
-SIMD = Variant("simd", "simd (llama.cpp WASM SIMD kernels)")
+# wllama's compat flavour (Safari, and any browser without JSPI or Memory64): asyncify instead of
+# JSPI, wasm32 instead of Memory64, JS exceptions. Every file compiles differently: a tree of its own.
+SIMD_COMPAT = Variant("simd-compat", "simd, compat flavour (asyncify, wasm32)",
+                      env=(("CMAKE_EXTRA", "-DWLLAMA_COMPAT=ON -DLLAMA_WASM_MEM64=OFF"), ("PROC", "wasm32")),
+                      requires=("simd128",), tree="compat")
+SIMD = Variant("simd", "simd (llama.cpp WASM SIMD kernels)", compat=SIMD_COMPAT)
 # -mrelaxed-simd alone leaves the wasm byte-identical (ggml's wasm code has no relaxed
 # intrinsics); with -ffp-contract=fast clang fuses multiply-adds into f32x4.relaxed_madd.
 RELAXED = Variant("relaxed", "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD fused multiply-add)",
@@ -306,34 +312,54 @@ STOCK = {
 }
 
 
+def _try_build(cache: Path, variant: Variant, log) -> Path | None:
+    try:
+        return build(cache, variant, log)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        # A download or compile that fails must not stop the site: say so in one line and ship
+        # what was built. (CI is Debian + root, where the engine tests then fail.)
+        log(f"  ENGINE: building the {variant.id} engine failed ({exc}); see {cache / 'engine'}; "
+            "the site ships the builds made so far")
+        return None
+
+
+def _announce(variant: Variant, built: Path, log) -> dict:
+    info = json.loads((built / "build.json").read_text())
+    log(f"  engine {variant.id}: {info['wasm_bytes']:,} B wasm, {info['dot_i16x8_s']} SIMD dot products")
+    return info
+
+
 def assemble(dist: Path, cache: Path, log=print) -> dict:
     """dist/engine/<id>/ for every build this machine can make, and dist/engine/builds.json."""
     shutil.rmtree(dist / "engine", ignore_errors=True)  # no build of an earlier run may linger
     builds = [STOCK]
     for variant in VARIANTS:
-        try:
-            built = build(cache, variant, log)
-        except (subprocess.CalledProcessError, OSError) as exc:
-            # A download or compile that fails must not stop the site: say so in one line and ship
-            # what was built. (CI is Debian + root, where the engine tests then fail.)
-            log(f"  ENGINE: building the {variant.id} engine failed ({exc}); see {cache / 'engine'}; "
-                "the site ships the builds made so far")
-            built = None
+        built = _try_build(cache, variant, log)
         if built is None:
             break
-        info = json.loads((built / "build.json").read_text())
-        log(f"  engine {variant.id}: {info['wasm_bytes']:,} B wasm, {info['dot_i16x8_s']} SIMD dot products")
+        info = _announce(variant, built, log)
         out = dist / "engine" / variant.id
         swap_glue(WLLAMA_PKG / "esm" / "index.js", built / "wllama.js", out / "index.js")
         (out / "wasm").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built / "wllama.wasm", out / "wasm" / "wllama.wasm")
-        builds.append({
+        entry = {
             "id": variant.id, "label": variant.label,
             "module": f"engine/{variant.id}/index.js", "wasm": f"engine/{variant.id}/wasm/wllama.wasm",
             "compat": None, "webgpu": False, "simd_kernels": True, "requires": list(variant.requires),
             "toolchain": info["toolchain"], "wasm_bytes": info["wasm_bytes"], "dot_i16x8_s": info["dot_i16x8_s"],
             "relaxed_madd": info["relaxed_madd"], "build_seconds": info["build_seconds"],
-        })
+        }
+        compat = _try_build(cache, variant.compat, log) if variant.compat else None
+        if compat is not None:
+            # wllama's compat worker is the emscripten glue itself (as @wllama/wllama-compat ships it).
+            c = _announce(variant.compat, compat, log)
+            (out / "compat").mkdir(parents=True, exist_ok=True)
+            for name in ("wllama.js", "wllama.wasm"):
+                shutil.copyfile(compat / name, out / "compat" / name)
+            entry["compat"] = {"worker": f"engine/{variant.id}/compat/wllama.js",
+                               "wasm": f"engine/{variant.id}/compat/wllama.wasm"}
+            entry["compat_info"] = {k: c[k] for k in ("wasm_bytes", "dot_i16x8_s", "build_seconds")}
+        builds.append(entry)
     # The CPU build for every browser with SIMD128; the worker takes relaxed where it validates.
     default_cpu = "simd" if any(b["id"] == "simd" for b in builds) else "stock"
     doc = {"builds": builds, "default_cpu": default_cpu}

@@ -11,6 +11,7 @@ realm without JSPI); nothing is faked.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -24,6 +25,10 @@ LAVAPIPE = Path(__file__).resolve().parents[1] / "webgpu_lavapipe"
 WEBGPU_BOOT_MS = 420_000  # lavapipe: load on the GPU, then the automatic self-test (a second, CPU engine)
 BASE_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--no-first-run", "--enable-unsafe-webgpu"]
+
+
+def builds(dist: Path) -> dict:
+    return json.loads((dist / "engine" / "builds.json").read_text())
 
 
 def call(app, type_: str, fields: dict | None = None) -> dict:
@@ -181,7 +186,7 @@ def test_without_isolation_headers_it_runs_single_thread(open_app, page, dist, s
     assert ask_and_wait(app, "Name a fruit.", 1).strip()
 
 
-def test_without_jspi_it_uses_the_local_compat_build_and_answers(open_app, page, server):
+def test_without_jspi_it_uses_the_local_compat_build_and_answers(open_app, page, server, dist):
     app = open_app(page, server.url)
     wasm = []
     page.context.on("request", lambda r: wasm.append(r.url) if r.url.endswith(".wasm") else None)
@@ -192,5 +197,8 @@ def test_without_jspi_it_uses_the_local_compat_build_and_answers(open_app, page,
     assert "compat build" in diag["backend_reason"]
     short_answers(app, 16)
     assert ask_and_wait(app, "Name a fruit.", 1).strip()
-    compat = [u for u in wasm if "/vendor/wllama-compat/" in u]
+    # The SIMD build's compat flavour where the site has one (issue 11), else wllama-compat's.
+    simd = next((b for b in builds(dist)["builds"] if b["id"] == "simd"), None)
+    where = "/engine/simd/compat/" if simd and simd["compat"] else "/vendor/wllama-compat/"
+    compat = [u for u in wasm if where in u]
     assert compat and all(u.startswith(server.url) for u in compat), wasm
