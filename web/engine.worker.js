@@ -180,6 +180,7 @@ async function diagnostics(id) {
     gpu_layers: state.wllama && c.backend === 'webgpu' ? state.gpuLayers : '',
     browser: p.browser, platform: p.platform, self_test: state.selfTest, fallbacks: state.fallbacks,
     engine: describe(state.build ?? selectBuild(detectFeatures(p), c.backend, await builds).build, detectFeatures(p)),
+    kv_cache: state.loadedInfo?.kv_cache ?? c.kvCache,
   }, id);
 }
 
@@ -258,7 +259,7 @@ function install(w, choice, model, req, blob, fromCache, t0, key, notice = '') {
     model_id: model.id, name: model.name, architecture: info.metadata['general.architecture'] ?? '',
     parameters: info.metadata['general.size_label'] ?? '', quantization: model.quantization, bytes: model.bytes,
     n_ctx: info.n_ctx, n_ctx_train: info.n_ctx_train, n_vocab: info.n_vocab, n_layer: info.n_layer, n_embd: info.n_embd,
-    chat_template: w.getChatTemplate() ?? '', backend: choice.backend, engine: state.build?.id ?? '',
+    chat_template: w.getChatTemplate() ?? '', backend: choice.backend, engine: state.build?.id ?? '', kv_cache: kvCache(req, choice),
     threads: w.getNumThreads(), load_ms: performance.now() - t0, from_cache: fromCache, notice,
   };
   return state.loadedInfo;
@@ -356,7 +357,7 @@ async function unload() {
  * then finds the model loaded and gets its ModelLoaded at once.
  */
 async function loadModel(id, req, announce = true) {
-  const key = JSON.stringify([req.model_id, req.url, req.n_ctx, req.n_threads, req.backend, req.engine]);
+  const key = JSON.stringify([req.model_id, req.url, req.n_ctx, req.n_threads, req.backend, req.engine, req.kv_cache]);
   if (state.wllama && state.loadedKey === key) {
     post(T.ModelLoaded, { ...state.loadedInfo, load_ms: 0 }, id);
     return diagnostics(id);
@@ -437,13 +438,21 @@ async function startEngine(blob, req, choice) {
   const w = new Engine(wasmPaths, { logger: workerLogger, allowOffline: true });
   w.setCompat(compat); // null for a build without a compat flavour: wllama's default would fetch one from a CDN
   try {
-    await w.loadModel([blob], { n_ctx: req.n_ctx, n_threads: choice.threads, n_gpu_layers: build.webgpu ? choice.gpuLayers : 0 });
+    const kv = kvCache(req, choice);
+    await w.loadModel([blob], {
+      n_ctx: req.n_ctx, n_threads: choice.threads, n_gpu_layers: build.webgpu ? choice.gpuLayers : 0, cache_type_k: kv, cache_type_v: kv,
+    });
   } catch (err) {
     await w.exit().catch(() => {}); // no half-started engine (and its worker) left behind
     throw err;
   }
   state.build = build;
   return w;
+}
+
+/** The KV cache type a load asks for, else the backend's own. */
+function kvCache(req, choice) {
+  return req.kv_cache || choice.kvCache;
 }
 
 /** Generation and token counting share the one-at-a-time guard (and Stop). */

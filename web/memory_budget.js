@@ -1,7 +1,8 @@
 // Will this model fit? An estimate made before loading, so that a phone gets a
 // clear refusal or a smaller context instead of a killed tab.
 //
-// need = weights + KV cache (f16, every layer, the whole context) + compute
+// need = weights + KV cache (f16, every layer, the whole context; the CPU's q8_0
+// cache takes about half, so this is an upper bound there) + compute
 // buffers (llama.cpp's graph for one 512-token micro-batch) + runtime overhead.
 // The compute term was calibrated against llama.cpp's own "compute buffer size"
 // log lines for the catalog's models (see tests/test_memory_budget.py).

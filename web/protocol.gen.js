@@ -94,6 +94,17 @@ export const SCHEMA = {
     "t": "str",
     "required": false,
     "default": ""
+   },
+   "kv_cache": {
+    "t": "enum",
+    "values": [
+     "",
+     "f16",
+     "q8_0",
+     "f32"
+    ],
+    "required": false,
+    "default": ""
    }
   },
   "SwitchModel": {
@@ -144,6 +155,17 @@ export const SCHEMA = {
    },
    "engine": {
     "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "kv_cache": {
+    "t": "enum",
+    "values": [
+     "",
+     "f16",
+     "q8_0",
+     "f32"
+    ],
     "required": false,
     "default": ""
    }
@@ -618,6 +640,11 @@ export const SCHEMA = {
     "required": false,
     "default": ""
    },
+   "kv_cache": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
    "threads": {
     "t": "int",
     "required": false,
@@ -905,6 +932,11 @@ export const SCHEMA = {
     "default": ""
    },
    "engine": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
+   "kv_cache": {
     "t": "str",
     "required": false,
     "default": ""

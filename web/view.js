@@ -200,6 +200,7 @@ export function setDiagnostics(json) {
     ['Device memory', data.device_memory_gb ? `${data.device_memory_gb} GB` : 'not reported'],
     ['Browser', data.browser], ['Platform', data.platform], ['llama.cpp', data.libllama_version],
     ['Engine', data.engine || undefined],
+    ['KV cache', data.kv_cache || undefined],
     ...(data.self_test ? [['GPU self-test', data.self_test]] : []),
     ...(test && !test.error ? [['Self-test tokens', `GPU “${test.gpu_text}” · CPU “${test.cpu_text}”`]] : []),
     ...((data.fallbacks || []).length ? [['Fallbacks', data.fallbacks.join('; ')]] : []),

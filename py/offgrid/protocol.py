@@ -18,6 +18,8 @@ PROTOCOL_VERSION = 1
 
 Role = Literal["system", "user", "assistant"]
 Backend = Literal["auto", "webgpu", "wasm-mt", "wasm-st"]
+# The KV cache's element type; "" = the backend's own (q8_0 on the CPU, f16 on WebGPU).
+KvCache = Literal["", "f16", "q8_0", "f32"]
 EndReason = Literal["stop", "length", "aborted", "error"]
 LoadPhase = Literal["download", "verify", "store", "read", "init"]
 LogLevel = Literal["debug", "info", "warn", "error"]
@@ -91,6 +93,7 @@ class LoadModel(Message):
     n_threads: int = field(default=0, metadata=_range(0, 64))  # 0: choose for the device
     backend: Backend = "auto"
     engine: str = ""  # engine build id from engine/builds.json ("" = choose for the browser)
+    kv_cache: KvCache = ""
 
 
 @dataclass(frozen=True)
@@ -260,6 +263,7 @@ class ModelLoaded(Message):
     chat_template: str = ""
     backend: str = ""
     engine: str = ""  # the engine build that runs it
+    kv_cache: str = ""  # the KV cache's element type
     threads: int = 0
     load_ms: float = 0.0
     from_cache: bool = False
@@ -338,6 +342,7 @@ class Diagnostics(Message):
     user_agent: str = ""
     libllama_version: str = ""
     engine: str = ""  # the engine build in use, e.g. "simd" or "stock (no SIMD kernels)"
+    kv_cache: str = ""  # the KV cache's element type in use (or the backend's, before a load)
     # The WebGPU adapter as the browser describes it (empty/0 without one).
     webgpu_vendor: str = ""
     webgpu_architecture: str = ""

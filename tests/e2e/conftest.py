@@ -16,8 +16,11 @@ BOOT_TIMEOUT_MS = 180_000  # cold boot: Pyodide, the engine, a 98 MB model
 
 
 def pytest_collection_modifyitems(items):
+    # The hook sees the whole session's items: mark only this folder's.
+    here = Path(__file__).parent
     for item in items:
-        item.add_marker(pytest.mark.e2e)
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

@@ -106,16 +106,34 @@ def test_two_threads_answer(app, dist):
     assert done["type"] == "GenerateEnd" and done["completion_tokens"] == 32
 
 
+def test_the_cpu_kv_cache_is_q8_0_and_another_type_can_be_asked_for(app, dist):
+    """On the CPU the KV cache is q8_0 (web/backend.js says why); LoadModel.kv_cache overrides it."""
+    app.open()
+    app.wait_ready()
+    loaded = load(app, backend="wasm-st")
+    assert loaded["kv_cache"] == "q8_0", loaded
+    assert call(app, "GetDiagnostics")["kv_cache"] == "q8_0"
+    app.page.wait_for_function("() => document.getElementById('diagnostics-body').textContent.includes('KV cacheq8_0')")
+    loaded = load(app, backend="wasm-st", kv_cache="f16")
+    assert loaded["kv_cache"] == "f16", loaded
+    done = call(app, "Complete", {"prompt": PROMPT, "sampling": {**GREEDY, "max_tokens": 16}})
+    assert done["type"] == "GenerateEnd" and done["completion_tokens"] == 16, done
+    refused = call(app, "LoadModel", {"model_id": SMOL, "kv_cache": "q4_0"})
+    assert refused["type"] == "EngineError" and refused["code"] == "bad_field" and refused["field"] == "kv_cache", refused
+
+
 class Native:
     """Native llama.cpp (llama-cpp-python 0.3.36, the llama.cpp our wasm is built from) on the same
-    model file, n_ctx and raw prompt, 1 thread, pure argmax."""
+    model file, n_ctx, KV cache type and raw prompt, 1 thread, pure argmax."""
 
     def __init__(self) -> None:
         import llama_cpp  # the test extra pins llama-cpp-python==0.3.36, built natively
 
         assert llama_cpp.__version__ == "0.3.36"
+        # The app's CPU KV cache is q8_0 (web/backend.js), which needs flash attention: the same here.
         self.llm = llama_cpp.Llama(model_path=str(MODEL_FILE), n_ctx=N_CTX, n_threads=1, seed=1, verbose=False,
-                                   logits_all=True)
+                                   logits_all=True, flash_attn=True, type_k=llama_cpp.GGML_TYPE_Q8_0,
+                                   type_v=llama_cpp.GGML_TYPE_Q8_0)
         self.prompt = self.llm.tokenize(MATCH_PROMPT.encode())  # BOS as the model asks, like llama-server
 
     def greedy(self, n_tokens: int) -> list[int]:
@@ -147,8 +165,8 @@ class Native:
         return self.llm.detokenize(ids).decode()
 
 
-# SmolLM2-135M has many near-ties; along native's greedy answer to this prompt the best and the
-# second-best logit differ by at least 0.11 for the first 32 tokens (asserted below).
+# SmolLM2-135M has near-ties everywhere: with the q8_0 KV cache, none of 12 plain prompts tried
+# kept the best and second-best logit 0.1 apart for 32 greedy tokens (the best: 0.095; this one 0.047).
 MATCH_PROMPT = "The first law of thermodynamics states that"
 NEAR_TIE = 0.25  # logits; native llama.cpp itself flips at a 0.1 gap between batched and one-token evaluation
 
@@ -158,8 +176,9 @@ def test_simd_greedy_answers_match_native_llama_cpp(app, dist):
     WASM SIMD128: both quantize activations to Q8_1 for the Q4_1 dot products, but round and sum
     differently (relaxed also fuses multiply-adds), so logits differ slightly and a greedy choice
     flips where two logits nearly tie. The "first 32 tokens identical" rule did not hold for
-    SmolLM2-135M even on a prompt whose native top-2 margin is >= 0.11 for 32 tokens (simd
-    differed at about token 17, 2026-11-28). So: either the 64 tokens are identical, or every
+    SmolLM2-135M even on a prompt whose native top-2 margin was >= 0.11 for 32 tokens (f16 KV
+    cache; simd differed at about token 17, 2026-11-28), and with the q8_0 KV cache no such
+    prompt was found (see MATCH_PROMPT). So: either the 64 tokens are identical, or every
     token of our answer is native's argmax or within NEAR_TIE of native's best logit, with our
     answer as the context (teacher forcing): the same model computing the same function."""
     _simd_or_fail(dist)
@@ -168,7 +187,7 @@ def test_simd_greedy_answers_match_native_llama_cpp(app, dist):
     # Native llama.cpp's own one-token-at-a-time answer, checked by one batched evaluation, is
     # already off by rounding (0.013 at one late position): the same effect, smaller.
     assert max(native.gaps(ids)) <= NEAR_TIE
-    assert min(native.top2_margins(ids)[:32]) > 0.1, "MATCH_PROMPT must have no near-tie in its first 32 tokens"
+    print("native top-2 margin, first 32 tokens:", round(min(native.top2_margins(ids)[:32]), 3))
     text = native.text(ids)
     prefix = native.text(ids[:32])
     app.open()
