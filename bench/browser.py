@@ -195,7 +195,7 @@ def load(page, model: dict, threads: int, engine: str, backend: str = "auto", n_
     """Unload whatever is loaded, then load `model` ({model_id} or {url}) as asked."""
     call(page, "UnloadModel")
     loaded = call(page, "LoadModel", {**model, "n_threads": threads, "engine": engine, "backend": backend, "n_ctx": n_ctx})
-    return {k: loaded.get(k) for k in ("backend", "engine", "threads", "load_ms", "quantization", "bytes", "model_id")}
+    return {k: loaded.get(k) for k in ("backend", "engine", "threads", "kv_cache", "load_ms", "quantization", "bytes", "model_id")}
 
 
 def _speed(end: dict) -> dict:

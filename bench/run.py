@@ -198,7 +198,8 @@ def markdown(data: dict, png: str) -> str:
              f"`{data['command']}` — {data['machine']}; {data['browser_version']}; llama-cpp-python "
              f"{data['native_version']}. Repeats: {a['repeats']}; figures are medians (min–max). "
              f"Prompt {a['prefill']} tokens (raw document), {a['decode']} greedy decode tokens, TTFT of a short chat "
-             f"question and its follow-up ({a['chat_tokens']}-token answers). Load during the run: {data['load_note']}.",
+             f"question and its follow-up ({a['chat_tokens']}-token answers). KV cache: "
+             f"{data.get('kv_cache', 'f16 (llama.cpp default) on both sides')}. Load during the run: {data['load_note']}.",
              *(["", f"**Incomplete run** ({data['incomplete']}): only what is below was measured.", ""] if "incomplete" in data else []),
              f"Raw data: `{data['json']}`. Ratios are browser / native (below 1: the browser is slower, "
              "except TTFT where above 1 is slower).", ""]
@@ -428,6 +429,7 @@ def main(argv: list[str] | None = None) -> dict:
                       **{k: v for k, v in p.items() if k.endswith("_ratio")}} for p in pairs(data)]
     data["seconds"] = time.perf_counter() - t_start
     data["load_note"] = "; ".join(x for x in (a.load_note, load_note()) if x)
+    data["kv_cache"] = "q8_0 on both sides (the app's CPU default; native with flash attention, as the app)"
     stamp = data["date"][:10] + (f"-{a.name}" if a.name else "")
     a.out.mkdir(parents=True, exist_ok=True)
     out_json = a.out / f"{stamp}.json"
