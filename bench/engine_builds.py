@@ -1,12 +1,16 @@
-"""Prefill and decode speed of every engine build the site carries, beside native
-llama.cpp (llama-cpp-python 0.3.36: the same llama.cpp source), at 1 and 2 threads (issue 11).
+"""Prefill and decode speed of every engine build the site carries (and the simd
+build's compat flavour), with each KV cache type, beside native llama.cpp
+(llama-cpp-python 0.3.36: the same llama.cpp source) with the same cache, at 1 and
+2 threads (issue 11).
 
-    flock /tmp/offgrid-cpu.lock python3 bench/engine_builds.py [--runs 3]
+    flock /tmp/offgrid-cpu.lock python3 bench/engine_builds.py [--runs 3] [--kv f16,q8_0]
 
-The app path: window.offgrid LoadModel(engine=<build>, n_threads) then Chat with a
-~256-token question, greedy, 128 tokens at most, prompt cache off; the numbers are
-llama.cpp server's own timings (the Speed event). Native: the same chat prompt
-through llama_cpp, timings from llama_perf_context.
+The app path: window.offgrid LoadModel(engine=<build>, n_threads, kv_cache) then Chat
+with a ~256-token question, greedy, 128 tokens at most, prompt cache off; the numbers
+are llama.cpp server's own timings (the Speed event). The compat flavour (asyncify,
+wasm32) runs on a page whose engine worker has no JSPI (the #offgrid-test=no-jspi
+hook), as in Safari. Native: the same chat prompt through llama_cpp, timings from
+llama_perf_context.
 """
 
 from __future__ import annotations
@@ -24,10 +28,14 @@ QUESTION = ("Here are some notes about the history of computing. " * 24) + "Summ
 SAMPLING = {"temperature": 0, "seed": 1, "max_tokens": 128, "repeat_penalty": 1.0}
 
 
-def app_runs(page, build: str, threads: int, runs: int) -> dict:
+KV_TYPES = {"f16": 1, "q8_0": 8}  # GGML_TYPE_* for native llama.cpp
+
+
+def app_runs(page, build: str, threads: int, runs: int, kv: str) -> dict:
     loaded = call(page, "LoadModel", {"model_id": MODEL, "n_ctx": N_CTX, "n_threads": threads,
-                                      "backend": "wasm-mt" if threads > 1 else "wasm-st", "engine": build})
-    assert loaded["type"] == "ModelLoaded" and loaded["engine"] == build, loaded
+                                      "backend": "wasm-mt" if threads > 1 else "wasm-st", "engine": build,
+                                      "kv_cache": kv})
+    assert loaded["type"] == "ModelLoaded" and loaded["engine"] == build and loaded["kv_cache"] == kv, loaded
     messages = [{"role": "user", "content": QUESTION}]
     call(page, "Chat", {"messages": messages, "sampling": {**SAMPLING, "max_tokens": 8}, "reuse_cache": False})
     prefill, decode, tokens = [], [], []
@@ -38,14 +46,14 @@ def app_runs(page, build: str, threads: int, runs: int) -> dict:
         decode.append(round(speed["decode_tps"], 1))
         tokens.append([end["prompt_tokens"], end["completion_tokens"]])
     return {"prefill_tps": summary(prefill), "decode_tps": summary(decode), "tokens": tokens,
-            "threads": loaded["threads"]}
+            "threads": loaded["threads"], "kv_cache": kv}
 
 
-def native_runs(threads: int, runs: int) -> dict:
+def native_runs(threads: int, runs: int, kv: str) -> dict:
     import llama_cpp
 
     llm = llama_cpp.Llama(model_path=str(MODEL_FILE), n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads,
-                          verbose=False)
+                          verbose=False, flash_attn=True, type_k=KV_TYPES[kv], type_v=KV_TYPES[kv])
     messages = [{"role": "user", "content": QUESTION}]
     prefill, decode, tokens = [], [], []
     for i in range(runs + 1):
@@ -58,32 +66,48 @@ def native_runs(threads: int, runs: int) -> dict:
         prefill.append(round(perf.n_p_eval / perf.t_p_eval_ms * 1000, 1))
         decode.append(round(perf.n_eval / perf.t_eval_ms * 1000, 1))
         tokens.append([out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"]])
-    return {"prefill_tps": summary(prefill), "decode_tps": summary(decode), "tokens": tokens, "threads": threads}
+    return {"prefill_tps": summary(prefill), "decode_tps": summary(decode), "tokens": tokens, "threads": threads,
+            "kv_cache": kv}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--kv", default="f16,q8_0", help="KV cache types")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
-    builds = [b["id"] for b in json.loads((ROOT / "dist" / "engine" / "builds.json").read_text())["builds"]]
+    kvs = args.kv.split(",")
+    doc = json.loads((ROOT / "dist" / "engine" / "builds.json").read_text())
     results = []
-    with app_page() as page:
-        for build in builds:
+
+    def measure(page, engine: str, label: str) -> None:
+        for kv in kvs:
             for t in threads:
-                results.append({"engine": build, **app_runs(page, build, t, args.runs)})
-                print(results[-1]["engine"], t, results[-1]["prefill_tps"]["median"], results[-1]["decode_tps"]["median"],
-                      flush=True)
-    for t in threads:
-        results.append({"engine": "native llama.cpp", **native_runs(t, args.runs)})
-    native = {r["threads"]: r for r in results if r["engine"] == "native llama.cpp"}
-    rows = ["| engine | threads | prefill t/s (median) | decode t/s (median) | decode ÷ native | prompt, answer tokens |",
-            "|---|---|---|---|---|---|"]
+                results.append({"engine": label, **app_runs(page, engine, t, args.runs, kv)})
+                r = results[-1]
+                print(label, kv, t, r["prefill_tps"]["median"], r["decode_tps"]["median"], flush=True)
+
+    with app_page() as page:
+        for build in doc["builds"]:
+            measure(page, build["id"], build["id"])
+        if any(b["id"] == "simd" and b["compat"] for b in doc["builds"]):
+            url = page.url.split("#")[0]
+            page.goto("about:blank")
+            page.goto(url + "#offgrid-test=no-jspi")
+            page.wait_for_function("() => document.querySelector('[role=status]').textContent === 'Ready'")
+            measure(page, "simd", "simd, compat flavour")
+    for kv in kvs:
+        for t in threads:
+            results.append({"engine": "native llama.cpp", **native_runs(t, args.runs, kv)})
+    native = {(r["threads"], r["kv_cache"]): r for r in results if r["engine"] == "native llama.cpp"}
+    rows = ["| engine | KV cache | threads | prefill t/s (median) | decode t/s (median) | prefill ÷ native | decode ÷ native "
+            "| prompt, answer tokens |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        ratio = r["decode_tps"]["median"] / native[r["threads"]]["decode_tps"]["median"]
-        rows.append(f"| {r['engine']} | {r['threads']} | {r['prefill_tps']['median']} | {r['decode_tps']['median']} "
-                    f"| {ratio:.2f} | {r['tokens'][0][0]}, {r['tokens'][0][1]} |")
+        n = native[(r["threads"], r["kv_cache"])]
+        rows.append(f"| {r['engine']} | {r['kv_cache']} | {r['threads']} | {r['prefill_tps']['median']} "
+                    f"| {r['decode_tps']['median']} | {r['prefill_tps']['median'] / n['prefill_tps']['median']:.2f} "
+                    f"| {r['decode_tps']['median'] / n['decode_tps']['median']:.2f} | {r['tokens'][0][0]}, {r['tokens'][0][1]} |")
     write("engine-builds", {"model": MODEL, "n_ctx": N_CTX, "runs": args.runs, "results": results}, "\n".join(rows))
 
 
