@@ -191,6 +191,8 @@ async function selfTestKey(model) {
 
 /** "offloaded/total" layers of each engine started on WebGPU. */
 const gpuLayersOf = new WeakMap();
+/** The engine build each started engine runs (a self-test starts a second engine on another build). */
+const buildOf = new WeakMap();
 
 /** Why not to use the GPU for `model` on this device ('' = no reason): a failed self-test. */
 async function gpuDistrust(model) {
@@ -254,6 +256,7 @@ function install(w, choice, model, req, blob, fromCache, t0, key, notice = '') {
   state.loadedKey = key;
   state.loaded = { model, blob, req, fromCache };
   state.gpuLayers = gpuLayersOf.get(w) ?? '';
+  state.build = buildOf.get(w) ?? null;
   const info = w.getLoadedContextInfo();
   state.loadedInfo = {
     model_id: model.id, name: model.name, architecture: info.metadata['general.architecture'] ?? '',
@@ -425,14 +428,13 @@ async function loadModel(id, req, announce = true) {
 /**
  * Start llama.cpp on `choice`'s backend with the weights in `blob`, in the engine
  * build that `req.engine` names or that suits this browser and backend
- * (state.build says which). An unknown or unusable `req.engine` throws an
+ * (buildOf says which). An unknown or unusable `req.engine` throws an
  * EngineBuildError (code bad_field, field engine).
  * @param {ModelFile} blob
  * @param {{n_ctx: number, engine: string}} req
  * @param {import('./backend.js').Choice} choice
  */
 async function startEngine(blob, req, choice) {
-  state.build = null;
   const { build } = selectBuild(detectFeatures(await probed), choice.backend, await builds, req.engine);
   const { Wllama: Engine, wasmPaths, compat } = await loadBuild(build, SITE_ROOT);
   const w = new Engine(wasmPaths, { logger: workerLogger, allowOffline: true });
@@ -446,7 +448,7 @@ async function startEngine(blob, req, choice) {
     await w.exit().catch(() => {}); // no half-started engine (and its worker) left behind
     throw err;
   }
-  state.build = build;
+  buildOf.set(w, build);
   return w;
 }
 

@@ -93,6 +93,9 @@ def test_lavapipe_webgpu_offloads_all_layers_answers_and_self_tests(launch, lava
     assert done == total and int(total) > 0, diag["gpu_layers"]  # llama.cpp offloaded every layer
     # The automatic self-test ran on first use of WebGPU with this model.
     assert diag["self_test"].startswith("passed"), diag["self_test"]
+    # The build running the model is the one with WebGPU, though the self-test started a CPU engine
+    # on another build meanwhile; and the GPU keeps an f16 KV cache.
+    assert diag["engine"] == "stock engine (no SIMD kernels)" and diag["kv_cache"] == "f16", diag
 
     app.page.get_by_text("Model & diagnostics").click()
     shown = diagnostics_text(app)
