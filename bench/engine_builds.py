@@ -20,15 +20,13 @@ import json
 from pathlib import Path
 
 from harness import ROOT, app_page, call, summary, write
+from native import KV_TYPES
 
 MODEL = "smollm2-135m-instruct-q4_1"
 MODEL_FILE = ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 N_CTX = 2048
 QUESTION = ("Here are some notes about the history of computing. " * 24) + "Summarise them in detail."
 SAMPLING = {"temperature": 0, "seed": 1, "max_tokens": 128, "repeat_penalty": 1.0}
-
-
-KV_TYPES = {"f16": 1, "q8_0": 8}  # GGML_TYPE_* for native llama.cpp
 
 
 def app_runs(page, build: str, threads: int, runs: int, kv: str) -> dict:

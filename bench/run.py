@@ -429,7 +429,9 @@ def main(argv: list[str] | None = None) -> dict:
                       **{k: v for k, v in p.items() if k.endswith("_ratio")}} for p in pairs(data)]
     data["seconds"] = time.perf_counter() - t_start
     data["load_note"] = "; ".join(x for x in (a.load_note, load_note()) if x)
-    data["kv_cache"] = "q8_0 on both sides (the app's CPU default; native with flash attention, as the app)"
+    from native import KV_CACHE
+
+    data["kv_cache"] = f"{KV_CACHE} on both sides (the app's CPU default; native with flash attention, as the app)"
     stamp = data["date"][:10] + (f"-{a.name}" if a.name else "")
     a.out.mkdir(parents=True, exist_ok=True)
     out_json = a.out / f"{stamp}.json"

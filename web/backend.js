@@ -17,8 +17,7 @@
  *   webgpu: GpuProbe | null, webgpuError: string,
  *   deviceMemoryGb: number, userAgent: string, browser: string, platform: string }} Probe
  * @typedef {'webgpu'|'wasm-mt'|'wasm-st'} BackendName
- * @typedef {{backend: BackendName, reason: string, threads: number, gpuLayers: number, compat: boolean,
- *   kvCache: string}} Choice
+ * @typedef {{backend: BackendName, reason: string, threads: number, gpuLayers: number, compat: boolean}} Choice
  */
 
 // The KV cache's element type on each backend. On the CPU q8_0: WASM has no f16
@@ -28,6 +27,11 @@
 // and takes half the memory (SmolLM2-135M, 1 thread, decode: 21 -> 41 tok/s at 256
 // tokens of context, 11 -> 33 at 760; bench/RESULTS.md). The GPU keeps f16.
 const KV_CACHE = { webgpu: 'f16', 'wasm-mt': 'q8_0', 'wasm-st': 'q8_0' };
+
+/** The KV cache type `backend` runs with. @param {BackendName} backend */
+export function kvCacheFor(backend) {
+  return KV_CACHE[backend];
+}
 
 function hasMemory64() {
   try {
@@ -145,16 +149,16 @@ export function plan(p, preference = 'auto', requestedThreads = 0, opts = {}) {
   const gpuOk = !noGpu && !(opts.avoidGpu && preference !== 'webgpu');
   if (gpuOk && (preference === 'auto' || preference === 'webgpu')) {
     const soft = p.webgpu.fallback ? ' (a fallback/software adapter)' : '';
-    out.push({ backend: 'webgpu', reason: `WebGPU adapter "${p.webgpu.adapter}"${soft} has shader-f16 and the model fits its limits${compatNote}`, threads: 1, gpuLayers: 999, compat, kvCache: KV_CACHE.webgpu });
+    out.push({ backend: 'webgpu', reason: `WebGPU adapter "${p.webgpu.adapter}"${soft} has shader-f16 and the model fits its limits${compatNote}`, threads: 1, gpuLayers: 999, compat });
   }
   const why = preference === 'webgpu' ? `WebGPU requested but ${noGpu || opts.avoidGpu}`
     : preference === 'auto' ? (noGpu || opts.avoidGpu || 'next after WebGPU') : `${preference} requested`;
   const mt = p.crossOriginIsolated && threads > 1;
   if (mt && preference !== 'wasm-st') {
-    out.push({ backend: 'wasm-mt', reason: `${why}; cross-origin isolated, ${threads} threads${compatNote}`, threads, gpuLayers: 0, compat, kvCache: KV_CACHE['wasm-mt'] });
+    out.push({ backend: 'wasm-mt', reason: `${why}; cross-origin isolated, ${threads} threads${compatNote}`, threads, gpuLayers: 0, compat });
   }
   const st = !p.crossOriginIsolated ? 'page is not cross-origin isolated (no COOP/COEP), so no threads' : threads <= 1 ? 'one core' : 'single thread';
-  out.push({ backend: 'wasm-st', reason: `${why}; ${preference === 'wasm-st' ? 'single thread requested' : st}${compatNote}`, threads: 1, gpuLayers: 0, compat, kvCache: KV_CACHE['wasm-st'] });
+  out.push({ backend: 'wasm-st', reason: `${why}; ${preference === 'wasm-st' ? 'single thread requested' : st}${compatNote}`, threads: 1, gpuLayers: 0, compat });
   // An explicit choice that cannot run here still falls back to what can.
   if (preference === 'wasm-mt' && !mt) out[0].reason = `wasm-mt requested but ${st}${compatNote}`;
   return out;

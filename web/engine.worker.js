@@ -6,7 +6,7 @@
 import { Wllama } from '../vendor/wllama/index.js';
 import { countTokens, generate } from './generation.js';
 import { PROTOCOL_VERSION, T, make, validate } from './protocol.gen.js';
-import { probe, choose, plan, adapterKey } from './backend.js';
+import { probe, choose, plan, adapterKey, kvCacheFor } from './backend.js';
 import * as selfTest from './self_test.js';
 import {
   deleteModel, ensureStored, isCached, openModel, simulateQuota, storageEstimate, storedModels, WeightStoreError,
@@ -168,6 +168,7 @@ async function diagnostics(id) {
   const p = await probed;
   const c = state.choice ?? choose(p);
   const g = p.webgpu;
+  const features = detectFeatures(p);
   post(T.Diagnostics, {
     backend: c.backend, backend_reason: c.reason, threads: c.threads,
     cross_origin_isolated: p.crossOriginIsolated, hardware_concurrency: p.hardwareConcurrency,
@@ -179,8 +180,8 @@ async function diagnostics(id) {
     max_buffer_size: g?.maxBufferSize ?? 0, max_storage_buffer_binding_size: g?.maxStorageBufferBindingSize ?? 0,
     gpu_layers: state.wllama && c.backend === 'webgpu' ? state.gpuLayers : '',
     browser: p.browser, platform: p.platform, self_test: state.selfTest, fallbacks: state.fallbacks,
-    engine: describe(state.build ?? selectBuild(detectFeatures(p), c.backend, await builds).build, detectFeatures(p)),
-    kv_cache: state.loadedInfo?.kv_cache ?? c.kvCache,
+    engine: describe(state.build ?? selectBuild(features, c.backend, await builds).build, features),
+    kv_cache: state.loadedInfo?.kv_cache ?? kvCacheFor(c.backend),
   }, id);
 }
 
@@ -454,7 +455,7 @@ async function startEngine(blob, req, choice) {
 
 /** The KV cache type a load asks for, else the backend's own. */
 function kvCache(req, choice) {
-  return req.kv_cache || choice.kvCache;
+  return req.kv_cache || kvCacheFor(choice.backend);
 }
 
 /** Generation and token counting share the one-at-a-time guard (and Stop). */
