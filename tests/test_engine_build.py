@@ -84,6 +84,46 @@ def test_served_simd_wasm_has_the_dot_product_kernels_and_stock_has_none(dist):
     assert (dist / simd["module"]).read_bytes() != (dist / "vendor" / "wllama" / "index.js").read_bytes()
 
 
+def test_the_relaxed_build_has_relaxed_dot_products_and_no_fused_float_ops(dist):
+    """Relaxed SIMD only in our integer dot products (exact on every engine), never as
+    f32x4.relaxed_madd (fused multiply-adds made Chromium's answers garbage)."""
+    simd = _require_simd(_builds(dist))
+    relaxed = next((b for b in _builds(dist)["builds"] if b["id"] == "relaxed"), None)
+    assert relaxed is not None, "the site has no relaxed build"
+    assert "relaxed_simd" in relaxed["requires"] and relaxed["compat"] is None
+    wasm = dist / relaxed["wasm"]
+    n = _count(wasm, "i32x4.relaxed_dot_i8x16_i7x16_add_s")
+    assert n > 0 and n == relaxed["relaxed_dot"]
+    assert _count(wasm, "f32x4.relaxed_madd") == 0 and _count(wasm, "f32x4.relaxed_nmadd") == 0
+    # Upstream's other kernels are there too; the simd build has no relaxed op at all.
+    assert _count(wasm) > 0
+    assert _count(dist / simd["wasm"], "relaxed_") == 0
+
+
+def test_our_dot_products_are_spliced_into_the_sdists_quants_c(tmp_path):
+    """patch_quants against the real quants.c of the pinned sdist: our kernels come before the
+    first dot product and each patched function returns through ours before upstream's code."""
+    import tarfile
+
+    sdist = CACHE / "engine" / "src" / engine_build.SDIST[0]
+    if not sdist.exists():
+        pytest.skip("the llama-cpp-python sdist is not cached here (the engine build downloads it)")
+    name = sdist.name.removesuffix(".tar.gz") + "/vendor/llama.cpp/" + str(engine_build.QUANTS_C).removeprefix("llama.cpp/")
+    with tarfile.open(sdist) as tar:
+        text = tar.extractfile(name).read().decode()
+    kernels = (engine_build.RECIPE / "wasm_dot_kernels.c").read_text()
+    out = engine_build.patch_quants(text, kernels)
+    assert out.index(kernels) < out.index("void ggml_vec_dot_")
+    for name in engine_build.OUR_DOT_PRODUCTS:
+        body = out[out.index(f"void ggml_vec_dot_{name}("):]
+        assert f"offgrid_vec_dot_{name}(n, s," in body.split("\n}\n")[0].split("#if defined __wasm_simd128__")[0]
+        assert f"static void offgrid_vec_dot_{name}(" in kernels
+    # Activations are rounded to the nearest int8, as native llama.cpp does, not truncated.
+    assert "trunc_sat_f32x4(v)" not in out and out.count("trunc_sat_f32x4(wasm_f32x4_nearest(v))") == 2
+    # Nothing else of upstream's changed.
+    assert out.replace(kernels + "\n", "").count("offgrid_") == len(engine_build.OUR_DOT_PRODUCTS)
+
+
 def test_a_second_assemble_compiles_nothing_and_asks_nothing(dist, tmp_path, monkeypatch):
     _require_simd(_builds(dist))
     calls: list[list[str]] = []

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SIMD = {"id": "simd", "label": "simd (llama.cpp WASM SIMD kernels)", "module": "engine/simd/index.js",
         "wasm": "engine/simd/wasm/wllama.wasm", "compat": None, "webgpu": False, "simd_kernels": True,
         "requires": ["jspi", "memory64", "simd128"]}
-RELAXED = {**SIMD, "id": "relaxed", "label": "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD fused multiply-add)",
+RELAXED = {**SIMD, "id": "relaxed", "label": "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD integer dot products)",
            "requires": ["jspi", "memory64", "simd128", "relaxed_simd"]}
 ALL = {"builds": [engine_build.STOCK, SIMD, RELAXED], "default_cpu": "simd"}
 # The simd build with its compat flavour (asyncify, wasm32), as the site ships it.

@@ -34,7 +34,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = Path(__file__).resolve().parent / "engine"
-RECIPE_FILES = ("build-in-chroot.sh", "server-decision.h", "server-decision.cpp", "swap_glue.mjs")
+RECIPE_FILES = ("build-in-chroot.sh", "server-decision.h", "server-decision.cpp", "swap_glue.mjs", "wasm_dot_kernels.c")
+# What _sources changes in the llama.cpp sources; bump when patch_quants changes (it is in every cache key).
+SOURCE_PATCH = 2
+QUANTS_C = Path("llama.cpp/ggml/src/ggml-cpu/arch/wasm/quants.c")
+# ggml's wasm dot products that return through ours (wasm_dot_kernels.c says why), with the block
+# types of their operands. q4_0 and q8_0 stay upstream's: ours were not faster (bench/wasm_kernels).
+OUR_DOT_PRODUCTS = {"q4_1_q8_1": ("block_q4_1", "block_q8_1")}
 WLLAMA_PKG = ROOT / "node_modules" / "@wllama" / "wllama"
 SDIST = ("llama_cpp_python-0.3.36.tar.gz", "llama-cpp-python==0.3.36",
          "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e")
@@ -78,15 +84,13 @@ SIMD_COMPAT = Variant("simd-compat", "simd, compat flavour (asyncify, wasm32)",
                       env=(("CMAKE_EXTRA", "-DWLLAMA_COMPAT=ON -DLLAMA_WASM_MEM64=OFF"), ("PROC", "wasm32")),
                       requires=("simd128",), tree="compat")
 SIMD = Variant("simd", "simd (llama.cpp WASM SIMD kernels)", compat=SIMD_COMPAT)
-# -mrelaxed-simd alone leaves the wasm byte-identical (ggml's wasm code has no relaxed
-# intrinsics); with -ffp-contract=fast clang fuses multiply-adds into f32x4.relaxed_madd.
-RELAXED = Variant("relaxed", "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD fused multiply-add)",
-                  env=(("CPU_CFLAGS", "-mrelaxed-simd -ffp-contract=fast"),),
+# Relaxed SIMD for our dot products only (wasm_dot_kernels.c: exact integer dot products, the same
+# result on every engine). Not -ffp-contract=fast: with it clang fused multiply-adds all over
+# ggml-cpu into f32x4.relaxed_madd and Chromium's greedy answers were garbage (2026-11-28).
+RELAXED = Variant("relaxed", "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD integer dot products)",
+                  env=(("CPU_CFLAGS", "-mrelaxed-simd"),),
                   requires=("jspi", "memory64", "simd128", "relaxed_simd"))
-# RELAXED is not shipped: in Chromium 156 on this machine its greedy answer was garbage
-# ("ectable" repeated; tests/e2e/test_engine_builds.py, 2026-11-28) while simd matched native.
-# Find out why (relaxed_madd is fine; suspect other relaxed ops clang emits) before adding it.
-VARIANTS = (SIMD,)
+VARIANTS = (SIMD, RELAXED)
 
 
 def _sha256(path: Path) -> str:
@@ -108,7 +112,7 @@ def cache_key(variant: Variant) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({
         "wllama": wllama_integrity(), "sdist": SDIST[2], "suite": SUITE, "toolchain": TOOLCHAIN,
-        "variant": [variant.id, list(variant.env)],
+        "variant": [variant.id, list(variant.env)], "source_patch": SOURCE_PATCH,
     }, sort_keys=True).encode())
     for name in RECIPE_FILES:
         h.update(name.encode() + b"\0" + (RECIPE / name).read_bytes())
@@ -180,30 +184,78 @@ def _sdist(cache: Path, log) -> Path:
     return path
 
 
+def patch_quants(text: str, kernels: str) -> str:
+    """llama.cpp's ggml-cpu/arch/wasm/quants.c with our kernels ahead of its first dot product,
+    each of OUR_DOT_PRODUCTS returning through ours where the build has SIMD128, and activations
+    rounded to the nearest int8 when quantized to q8_0/q8_1."""
+    # Upstream's wasm quantize_row_q8_0/q8_1 truncate toward zero (error up to 1 step, biased);
+    # the reference code, the AVX2/NEON paths and wasm's own q8_K round to nearest.
+    truncating = "const v128_t vi = wasm_i32x4_trunc_sat_f32x4(v);"
+    assert text.count(truncating) == 2, "quants.c: the q8_0/q8_1 quantizers changed"
+    text = text.replace(truncating, "const v128_t vi = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(v));")
+    first = re.search(r"^void ggml_vec_dot_", text, re.M)
+    assert first, "quants.c has no ggml_vec_dot_ function"
+    text = text[:first.start()] + kernels + "\n" + text[first.start():]
+    for name, (x_type, y_type) in OUR_DOT_PRODUCTS.items():
+        head = re.search(rf"^void ggml_vec_dot_{name}\(int n, float \* GGML_RESTRICT s, .*\) {{\n", text, re.M)
+        assert head, f"quants.c: ggml_vec_dot_{name} not found or its signature changed"
+        hook = (f"#if defined(__wasm_simd128__)\n    offgrid_vec_dot_{name}(n, s, (const {x_type} *) vx, "
+                f"(const {y_type} *) vy);\n    return;\n#endif\n")
+        text = text[:head.end()] + hook + text[head.end():]
+    return text
+
+
+def _sync_tree(new: Path, old: Path, keep: str) -> None:
+    """Make `old` hold what `new` holds, writing only files whose bytes differ (make then rebuilds
+    only what changed); `keep` (the build dir) is left alone."""
+    for path in new.rglob("*"):
+        rel = path.relative_to(new)
+        dest = old / rel
+        if path.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+        elif not dest.is_file() or dest.read_bytes() != path.read_bytes():
+            shutil.copy2(path, dest)
+    for path in sorted(old.rglob("*"), reverse=True):
+        rel = path.relative_to(old)
+        if rel.parts[0] != keep and not (new / rel).exists():
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink()
+
+
 def _sources(work: Path, sdist: Path) -> Path:
     """wllama's package with llama.cpp (from the sdist) next to its cpp/, plus the server-decision
-    stub. Kept (with its build tree) while these inputs stay the same."""
+    stub and our dot products. Kept (with its build tree) while these inputs stay the same; when
+    they change, only the files that differ are rewritten."""
     src = work / "wllama"
     stamp = work / "sources.sha256"
-    want = hashlib.sha256(json.dumps([wllama_integrity(), SDIST[2]] + [
-        _sha256(RECIPE / n) for n in ("server-decision.h", "server-decision.cpp")]).encode()).hexdigest()
+    want = hashlib.sha256(json.dumps([wllama_integrity(), SDIST[2], SOURCE_PATCH] + [
+        _sha256(RECIPE / n) for n in ("server-decision.h", "server-decision.cpp", "wasm_dot_kernels.c")]).encode()).hexdigest()
     shutil.copyfile(RECIPE / "build-in-chroot.sh", work / "build-in-chroot.sh")
     (work / "build-in-chroot.sh").chmod(0o755)
     if stamp.exists() and stamp.read_text() == want and src.exists():
         return src
-    if src.exists():
-        shutil.rmtree(src)
-    shutil.copytree(WLLAMA_PKG, src, ignore=shutil.ignore_patterns("node_modules", "esm", "assets", "*.bin"))
+    fresh = work / "wllama.new"
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(WLLAMA_PKG, fresh, ignore=shutil.ignore_patterns("node_modules", "esm", "assets", "*.bin"))
     prefix = sdist.name.removesuffix(".tar.gz") + "/vendor/llama.cpp/"
     with tarfile.open(sdist) as tar:
         members = [m for m in tar.getmembers() if m.name.startswith(prefix) and "/.git" not in m.name]
         for m in members:
             m.name = "llama.cpp/" + m.name[len(prefix):]
-        tar.extractall(src, members=members, filter="data")
+        tar.extractall(fresh, members=members, filter="data")
     # wllama 3.8.1 was built against llama.cpp b11364, which has tools/server/server-decision.*
     # (merged upstream 2026-10-02); the sdist's 0c1e570 (2026-10-01) lacks it: add a stub.
     for name in ("server-decision.h", "server-decision.cpp"):
-        shutil.copyfile(RECIPE / name, src / "llama.cpp" / "tools" / "server" / name)
+        shutil.copyfile(RECIPE / name, fresh / "llama.cpp" / "tools" / "server" / name)
+    quants = fresh / QUANTS_C
+    quants.write_text(patch_quants(quants.read_text(), (RECIPE / "wasm_dot_kernels.c").read_text()))
+    if src.exists():
+        _sync_tree(fresh, src, keep="out")
+        shutil.rmtree(fresh)
+    else:
+        fresh.rename(src)
     stamp.write_text(want)
     return src
 
@@ -290,6 +342,7 @@ def build(cache: Path, variant: Variant = SIMD, log=print) -> Path | None:
         "sources": {"wllama": wllama_integrity(), "llama-cpp-python sdist sha256": SDIST[2]},
         "build_seconds": round(time.monotonic() - t0), "wasm_bytes": (tmp / "wllama.wasm").stat().st_size,
         "dot_i16x8_s": kernel_count(root, tmp / "wllama.wasm"),
+        "relaxed_dot": kernel_count(root, tmp / "wllama.wasm", "i32x4.relaxed_dot_i8x16_i7x16_add_s"),
         "relaxed_madd": kernel_count(root, tmp / "wllama.wasm", "f32x4.relaxed_madd"),
     }
     (tmp / "build.json").write_text(json.dumps(info, indent=1))
@@ -347,7 +400,8 @@ def assemble(dist: Path, cache: Path, log=print) -> dict:
             "module": f"engine/{variant.id}/index.js", "wasm": f"engine/{variant.id}/wasm/wllama.wasm",
             "compat": None, "webgpu": False, "simd_kernels": True, "requires": list(variant.requires),
             "toolchain": info["toolchain"], "wasm_bytes": info["wasm_bytes"], "dot_i16x8_s": info["dot_i16x8_s"],
-            "relaxed_madd": info["relaxed_madd"], "build_seconds": info["build_seconds"],
+            "relaxed_dot": info.get("relaxed_dot", 0), "relaxed_madd": info["relaxed_madd"],
+            "build_seconds": info["build_seconds"],
         }
         compat = _try_build(cache, variant.compat, log) if variant.compat else None
         if compat is not None:

@@ -1,0 +1,141 @@
+// Times ggml's wasm dot-product kernels (as shipped in llama.cpp) against ours, on one row of a
+// SmolLM2-sized matrix (576 columns) repeated, checking every result against the scalar reference.
+// Build twice: -msimd128 and -msimd128 -mrelaxed-simd; run under node (see run.sh).
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <time.h>
+#include <wasm_simd128.h>
+
+typedef uint16_t ggml_half;
+#define GGML_RESTRICT restrict
+#define QK4_0 32
+#define QK4_1 32
+#define QK8_0 32
+#define QK8_1 32
+typedef struct { ggml_half d; uint8_t qs[16]; } block_q4_0;
+typedef struct { ggml_half d, m; uint8_t qs[16]; } block_q4_1;
+typedef struct { ggml_half d; int8_t qs[32]; } block_q8_0;
+typedef struct { ggml_half d, s; int8_t qs[32]; } block_q8_1;
+
+static float table_f32_f16[1 << 16];
+static float h2f(uint16_t h) {
+    uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 31, man = h & 1023;
+    float v = exp == 0 ? ldexpf((float)man, -24) : exp == 31 ? INFINITY : ldexpf((float)(man | 1024), (int)exp - 25);
+    return sign ? -v : v;
+}
+static uint16_t f2h(float f) {  // good enough for test data: round to nearest, normal range
+    if (f == 0) return 0;
+    uint16_t sign = f < 0 ? 0x8000 : 0; f = fabsf(f);
+    int e; float m = frexpf(f, &e);  // f = m * 2^e, m in [0.5, 1)
+    int exp = e + 14; int man = (int)lrintf((m * 2 - 1) * 1024);
+    if (man == 1024) { man = 0; exp++; }
+    return sign | (uint16_t)(exp << 10) | (uint16_t)man;
+}
+#define GGML_CPU_FP16_TO_FP32(x) table_f32_f16[(uint16_t)(x)]
+#define UNUSED(x) (void)(x)
+#define assert(x) ((void)0)
+
+#include "upstream.inc"
+#include "../../py/offgrid_dev/engine/wasm_dot_kernels.c"
+#define OURS(q, X, Y) static void ours_##q(int n, float *s, size_t bs, const void *vx, size_t bx, const void *vy, size_t by, int nrc) \
+    { (void)bs; (void)bx; (void)by; (void)nrc; offgrid_vec_dot_##q(n, s, (const X *)vx, (const Y *)vy); }
+OURS(q4_1_q8_1, block_q4_1, block_q8_1)
+OURS(q4_0_q8_0, block_q4_0, block_q8_0)
+OURS(q8_0_q8_0, block_q8_0, block_q8_0)
+
+static double now_ms(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e3 + t.tv_nsec / 1e6; }
+
+typedef void (*dot_fn)(int, float *, size_t, const void *, size_t, const void *, size_t, int);
+
+static float ref_q4_1(int n, const block_q4_1 *x, const block_q8_1 *y) {
+    float s = 0;
+    for (int b = 0; b < n / 32; b++) {
+        int si = 0;
+        for (int j = 0; j < 16; j++) si += (x[b].qs[j] & 15) * y[b].qs[j] + (x[b].qs[j] >> 4) * y[b].qs[j + 16];
+        s += h2f(x[b].d) * h2f(y[b].d) * si + h2f(x[b].m) * h2f(y[b].s);
+    }
+    return s;
+}
+static float ref_q4_0(int n, const block_q4_0 *x, const block_q8_0 *y) {
+    float s = 0;
+    for (int b = 0; b < n / 32; b++) {
+        int si = 0;
+        for (int j = 0; j < 16; j++) si += ((x[b].qs[j] & 15) - 8) * y[b].qs[j] + ((x[b].qs[j] >> 4) - 8) * y[b].qs[j + 16];
+        s += h2f(x[b].d) * h2f(y[b].d) * si;
+    }
+    return s;
+}
+static float ref_q8_0(int n, const block_q8_0 *x, const block_q8_0 *y) {
+    float s = 0;
+    for (int b = 0; b < n / 32; b++) {
+        int si = 0;
+        for (int j = 0; j < 32; j++) si += x[b].qs[j] * y[b].qs[j];
+        s += h2f(x[b].d) * h2f(y[b].d) * si;
+    }
+    return s;
+}
+
+static int8_t q8(void) { return (int8_t)(rand() % 255 - 127); }
+
+#define N 1536
+#define ROWS 2048
+#define PASSES 20  // ~8 ms per timing: Chromium's clock is coarse
+static block_q4_1 X41[ROWS][N / 32]; static block_q8_1 Y81[N / 32];
+static block_q4_0 X40[ROWS][N / 32]; static block_q8_0 Y80[N / 32];
+static block_q8_0 X80[ROWS][N / 32];
+
+static volatile float sink;  // keeps the timed calls from being optimized away
+
+static void time_it(const char *name, dot_fn f, const void *x, size_t row_bytes, const void *y,
+                    float (*ref)(int, const void *, const void *)) {
+    float worst = 0, out;
+    for (int r = 0; r < 64; r++) {
+        const void *xr = (const char *)x + r * row_bytes;
+        f(N, &out, 0, xr, 0, y, 0, 1);
+        float want = ref(N, xr, y);
+        float err = fabsf(out - want) / (fabsf(want) + 1.0f);  // +1: sums near 0
+        if (err > worst) worst = err;
+    }
+    double best = 1e9;
+    for (int rep = 0; rep < 7; rep++) {
+        double t0 = now_ms();
+        for (int pass = 0; pass < PASSES; pass++)
+            for (int r = 0; r < ROWS; r++) { f(N, &out, 0, (const char *)x + r * row_bytes, 0, y, 0, 1); sink += out; }
+        double t = now_ms() - t0;
+        if (t < best) best = t;
+    }
+    printf("%-24s %8.1f ns/row  %6.2f GMAC/s  max rel err %.2e\n", name, best * 1e6 / ROWS / PASSES,
+           (double)N * ROWS * PASSES / best / 1e6, worst);
+}
+
+int main(void) {
+    for (int i = 0; i < 65536; i++) table_f32_f16[i] = h2f((uint16_t)i);
+    srand(1);
+    for (int r = 0; r < ROWS; r++) for (int b = 0; b < N / 32; b++) {
+        X41[r][b].d = f2h(0.01f + rand() % 100 / 5000.0f); X41[r][b].m = f2h(-0.1f + rand() % 100 / 1000.0f);
+        X40[r][b].d = X41[r][b].d; X80[r][b].d = X41[r][b].d;
+        for (int j = 0; j < 16; j++) X41[r][b].qs[j] = X40[r][b].qs[j] = (uint8_t)rand();
+        for (int j = 0; j < 32; j++) X80[r][b].qs[j] = q8();
+    }
+    for (int b = 0; b < N / 32; b++) {
+        int s = 0;
+        Y81[b].d = Y80[b].d = f2h(0.02f + rand() % 100 / 3000.0f);
+        for (int j = 0; j < 32; j++) { Y81[b].qs[j] = Y80[b].qs[j] = q8(); s += Y81[b].qs[j]; }
+        Y81[b].s = f2h(h2f(Y81[b].d) * s);
+    }
+#ifdef __wasm_relaxed_simd__
+    puts("build: simd128 + relaxed-simd");
+#else
+    puts("build: simd128");
+#endif
+    time_it("q4_1 x q8_1 upstream", upstream_vec_dot_q4_1_q8_1, X41, sizeof X41[0], Y81, (void *)ref_q4_1);
+    time_it("q4_0 x q8_0 upstream", upstream_vec_dot_q4_0_q8_0, X40, sizeof X40[0], Y80, (void *)ref_q4_0);
+    time_it("q8_0 x q8_0 upstream", upstream_vec_dot_q8_0_q8_0, X80, sizeof X80[0], Y80, (void *)ref_q8_0);
+    time_it("q4_1 x q8_1 offgrid", ours_q4_1_q8_1, X41, sizeof X41[0], Y81, (void *)ref_q4_1);
+    time_it("q4_0 x q8_0 offgrid", ours_q4_0_q8_0, X40, sizeof X40[0], Y80, (void *)ref_q4_0);
+    time_it("q8_0 x q8_0 offgrid", ours_q8_0_q8_0, X80, sizeof X80[0], Y80, (void *)ref_q8_0);
+    return 0;
+}

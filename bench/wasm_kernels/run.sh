@@ -1,0 +1,20 @@
+#!/bin/bash
+# Time the wasm dot-product kernels alone: upstream ggml SIMD128 vs ours with relaxed SIMD.
+# Needs the engine build's chroot (python3 build.py makes it): .cache/engine/sid.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
+chroot_dir=$root/.cache/engine/sid
+src=$(ls -d "$chroot_dir"/build/simd/wllama/llama.cpp/ggml/src/ggml-cpu/arch/wasm)
+work=$chroot_dir/tmp/wasm_kernels; rm -rf "$work"; mkdir -p "$work/bench/wasm_kernels" "$work/py/offgrid_dev/engine"
+# upstream's three functions, renamed, as the baseline
+python3 "$here/extract_upstream.py" "$src/quants.c" > "$work/bench/wasm_kernels/upstream.inc"
+cp "$here/bench.c" "$work/bench/wasm_kernels/"; cp "$root/py/offgrid_dev/engine/wasm_dot_kernels.c" "$work/py/offgrid_dev/engine/"
+mountpoint -q "$chroot_dir/proc" || mount --bind /proc "$chroot_dir/proc"
+# Node (the chroot's) and Chromium: V8 versions differ, and Chromium is what the app runs in.
+for v in simd relaxed; do
+  flags="-msimd128"; [ $v = relaxed ] && flags="$flags -mrelaxed-simd"
+  chroot "$chroot_dir" bash -c "cd /tmp/wasm_kernels/bench/wasm_kernels && emcc -O3 $flags -sINITIAL_MEMORY=64MB \
+    -sSINGLE_FILE -sENVIRONMENT=web,node bench.c -o bench-$v.js 2>&1 | grep -v -e warning -e INFO || true; node bench-$v.js"
+  cp "$work/bench/wasm_kernels/bench-$v.js" "$here/bench-$v.js"
+done
+python3 "$here/in_chromium.py" "$here/bench-simd.js" "$here/bench-relaxed.js"

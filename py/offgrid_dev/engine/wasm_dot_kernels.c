@@ -1,0 +1,147 @@
+// Offgrid: WebAssembly dot products for ggml's q4_0, q4_1 and q8_0 blocks (the SmolLM2 default
+// model is Q4_1 with a Q8_0 output matrix; the KV cache is q8_0). engine_build.py puts this file
+// into llama.cpp's ggml-cpu/arch/wasm/quants.c ahead of the dot-product functions and makes
+// ggml_vec_dot_{q4_0_q8_0,q4_1_q8_1,q8_0_q8_0} return through offgrid_vec_dot_* instead.
+// bench/wasm_kernels times them against upstream's and checks them against a scalar reference.
+//
+// What differs from upstream's wasm code:
+// - Four blocks per step. Upstream converts, scales and accumulates each block's integer sum on
+//   its own (four fp16 lookups, a splat, convert, mul, add per 32 weights); that float work, not
+//   the integer dot product, bounded its speed. Here the four blocks' sums are reduced into one
+//   i32x4 (lane i = block i) and scaled by a vector of the four blocks' scales.
+// - With -mrelaxed-simd, i32x4.relaxed_dot_i8x16_i7x16_add_s does 16 int8 pairs in one
+//   instruction (pmaddubsw + pmaddwd on x64, sdot on arm64) instead of widening to int16.
+//   It is "relaxed" only where the second operand has its top bit set or pmaddubsw's int16 pair
+//   sum saturates; neither can happen here: the second operand is a 4-bit quant (0..15) or |q8|
+//   (0..127; ggml's q8 quants lie within -127..127), and a pair sum is at most 2*127*127 = 32258.
+//   So every engine computes the same exact integer sums. Floats are multiplied and added
+//   separately, never fused, as upstream does.
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+
+// acc + four partial sums of a * b over 16 int8 pairs, for b within 0..127.
+static inline v128_t offgrid_dot_i8_u7(v128_t a, v128_t b, v128_t acc) {
+#if defined(__wasm_relaxed_simd__)
+    return wasm_i32x4_relaxed_dot_i8x16_i7x16_add(a, b, acc);
+#else
+    return wasm_i32x4_add(acc, wasm_i32x4_add(
+        wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(a), wasm_u16x8_extend_low_u8x16(b)),
+        wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(a), wasm_u16x8_extend_high_u8x16(b))));
+#endif
+}
+
+// acc + four partial sums of a * b over 16 int8 pairs, both within -127..127.
+static inline v128_t offgrid_dot_i8_i8(v128_t a, v128_t b, v128_t acc) {
+#if defined(__wasm_relaxed_simd__)
+    // a * b = (a with b's sign) * |b|
+    const v128_t a_signed = wasm_v128_bitselect(wasm_i8x16_neg(a), a, wasm_i8x16_lt(b, wasm_i8x16_splat(0)));
+    return wasm_i32x4_relaxed_dot_i8x16_i7x16_add(a_signed, wasm_i8x16_abs(b), acc);
+#else
+    return wasm_i32x4_add(acc, wasm_i32x4_add(
+        wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(a), wasm_i16x8_extend_low_i8x16(b)),
+        wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(a), wasm_i16x8_extend_high_i8x16(b))));
+#endif
+}
+
+// sum(q4 * y) for one block, q4 unsigned: low nibbles pair with y[0..15], high ones with y[16..31].
+static inline v128_t offgrid_dot_q4_y(const uint8_t * q4, const int8_t * y) {
+    const v128_t q = wasm_v128_load(q4);
+    const v128_t acc = offgrid_dot_i8_u7(wasm_v128_load(y), wasm_v128_and(q, wasm_i8x16_splat(0x0F)), wasm_i32x4_splat(0));
+    return offgrid_dot_i8_u7(wasm_v128_load(y + 16), wasm_u8x16_shr(q, 4), acc);
+}
+
+// sum((q4 - 8) * y) for one q4_0 block.
+static inline v128_t offgrid_dot_q4_0_y(const uint8_t * q4, const int8_t * y) {
+#if defined(__wasm_relaxed_simd__)
+    // q4 - 8 would be a signed second operand: take q4 * y - 8 * y.
+    const v128_t eight = wasm_i8x16_splat(8);
+    const v128_t off = offgrid_dot_i8_u7(wasm_v128_load(y + 16), eight,
+                                         offgrid_dot_i8_u7(wasm_v128_load(y), eight, wasm_i32x4_splat(0)));
+    return wasm_i32x4_sub(offgrid_dot_q4_y(q4, y), off);
+#else
+    const v128_t q = wasm_v128_load(q4);
+    const v128_t eight = wasm_i8x16_splat(8);
+    const v128_t lo = wasm_i8x16_sub(wasm_v128_and(q, wasm_i8x16_splat(0x0F)), eight);
+    const v128_t hi = wasm_i8x16_sub(wasm_u8x16_shr(q, 4), eight);
+    return offgrid_dot_i8_i8(wasm_v128_load(y + 16), hi, offgrid_dot_i8_i8(wasm_v128_load(y), lo, wasm_i32x4_splat(0)));
+#endif
+}
+
+// sum(x * y) for one q8_0 block.
+static inline v128_t offgrid_dot_q8_y(const int8_t * x, const int8_t * y) {
+    const v128_t acc = offgrid_dot_i8_i8(wasm_v128_load(y), wasm_v128_load(x), wasm_i32x4_splat(0));
+    return offgrid_dot_i8_i8(wasm_v128_load(y + 16), wasm_v128_load(x + 16), acc);
+}
+
+// [sum(a), sum(b), sum(c), sum(d)]
+static inline v128_t offgrid_hsum4_i32x4(v128_t a, v128_t b, v128_t c, v128_t d) {
+    const v128_t ab = wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
+    const v128_t cd = wasm_i32x4_add(wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), wasm_i32x4_shuffle(c, d, 2, 6, 3, 7));
+    return wasm_i32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+static inline float offgrid_hsum_f32x4(v128_t v) {
+    return wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1) +
+           wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3);
+}
+
+static inline int offgrid_hsum_i32x4(v128_t v) {
+    return wasm_i32x4_extract_lane(v, 0) + wasm_i32x4_extract_lane(v, 1) +
+           wasm_i32x4_extract_lane(v, 2) + wasm_i32x4_extract_lane(v, 3);
+}
+
+// Field f of blocks p[i..i+3] as four floats.
+#define OFFGRID_F16X4(p, i, f) wasm_f32x4_make(GGML_CPU_FP16_TO_FP32((p)[(i)].f), GGML_CPU_FP16_TO_FP32((p)[(i) + 1].f), \
+                                               GGML_CPU_FP16_TO_FP32((p)[(i) + 2].f), GGML_CPU_FP16_TO_FP32((p)[(i) + 3].f))
+
+// The block-wise sum over x and y: sum_i dot_i * x[i].d * y[i].d, four blocks per step.
+#define OFFGRID_SCALED_SUM(x, y, nb, dot, sumf)                                                        \
+    do {                                                                                                \
+        v128_t sumv_ = wasm_f32x4_splat(0.0f);                                                         \
+        int ib_ = 0;                                                                                    \
+        for (; ib_ + 3 < (nb); ib_ += 4) {                                                              \
+            const v128_t acc_ = offgrid_hsum4_i32x4(dot(x[ib_].qs, y[ib_].qs), dot(x[ib_ + 1].qs, y[ib_ + 1].qs), \
+                                                    dot(x[ib_ + 2].qs, y[ib_ + 2].qs), dot(x[ib_ + 3].qs, y[ib_ + 3].qs)); \
+            const v128_t d_ = wasm_f32x4_mul(OFFGRID_F16X4(x, ib_, d), OFFGRID_F16X4(y, ib_, d));      \
+            sumv_ = wasm_f32x4_add(sumv_, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(acc_), d_));         \
+        }                                                                                               \
+        sumf = offgrid_hsum_f32x4(sumv_);                                                               \
+        for (; ib_ < (nb); ++ib_) {                                                                     \
+            sumf += offgrid_hsum_i32x4(dot(x[ib_].qs, y[ib_].qs)) *                                     \
+                    (GGML_CPU_FP16_TO_FP32(x[ib_].d) * GGML_CPU_FP16_TO_FP32(y[ib_].d));               \
+        }                                                                                               \
+    } while (0)
+
+static void offgrid_vec_dot_q4_1_q8_1(int n, float * s, const block_q4_1 * x, const block_q8_1 * y) {
+    const int nb = n / QK8_1;
+    v128_t sumv = wasm_f32x4_splat(0.0f);
+    v128_t summ = wasm_f32x4_splat(0.0f);  // q4_1 weights are d * q + m: m * sum(y) = m * y.s
+    int ib = 0;
+    for (; ib + 3 < nb; ib += 4) {
+        const v128_t acc = offgrid_hsum4_i32x4(offgrid_dot_q4_y(x[ib].qs, y[ib].qs), offgrid_dot_q4_y(x[ib + 1].qs, y[ib + 1].qs),
+                                               offgrid_dot_q4_y(x[ib + 2].qs, y[ib + 2].qs), offgrid_dot_q4_y(x[ib + 3].qs, y[ib + 3].qs));
+        const v128_t d = wasm_f32x4_mul(OFFGRID_F16X4(x, ib, d), OFFGRID_F16X4(y, ib, d));
+        sumv = wasm_f32x4_add(sumv, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(acc), d));
+        summ = wasm_f32x4_add(summ, wasm_f32x4_mul(OFFGRID_F16X4(x, ib, m), OFFGRID_F16X4(y, ib, s)));
+    }
+    float sumf = offgrid_hsum_f32x4(sumv) + offgrid_hsum_f32x4(summ);
+    for (; ib < nb; ++ib) {
+        sumf += offgrid_hsum_i32x4(offgrid_dot_q4_y(x[ib].qs, y[ib].qs)) *
+                (GGML_CPU_FP16_TO_FP32(x[ib].d) * GGML_CPU_FP16_TO_FP32(y[ib].d)) +
+                GGML_CPU_FP16_TO_FP32(x[ib].m) * GGML_CPU_FP16_TO_FP32(y[ib].s);
+    }
+    *s = sumf;
+}
+
+static void offgrid_vec_dot_q4_0_q8_0(int n, float * s, const block_q4_0 * x, const block_q8_0 * y) {
+    float sumf;
+    OFFGRID_SCALED_SUM(x, y, n / QK8_0, offgrid_dot_q4_0_y, sumf);
+    *s = sumf;
+}
+
+static void offgrid_vec_dot_q8_0_q8_0(int n, float * s, const block_q8_0 * x, const block_q8_0 * y) {
+    float sumf;
+    OFFGRID_SCALED_SUM(x, y, n / QK8_0, offgrid_dot_q8_y, sumf);
+    *s = sumf;
+}
+#endif
