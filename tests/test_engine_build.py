@@ -100,17 +100,32 @@ def test_the_relaxed_build_has_relaxed_dot_products_and_no_fused_float_ops(dist)
     assert _count(dist / simd["wasm"], "relaxed_") == 0
 
 
-def test_our_dot_products_are_spliced_into_the_sdists_quants_c(tmp_path):
-    """patch_quants against the real quants.c of the pinned sdist: our kernels come before the
-    first dot product and each patched function returns through ours before upstream's code."""
+def _sdist_file(rel: Path) -> str:
     import tarfile
 
     sdist = CACHE / "engine" / "src" / engine_build.SDIST[0]
     if not sdist.exists():
         pytest.skip("the llama-cpp-python sdist is not cached here (the engine build downloads it)")
-    name = sdist.name.removesuffix(".tar.gz") + "/vendor/llama.cpp/" + str(engine_build.QUANTS_C).removeprefix("llama.cpp/")
+    name = sdist.name.removesuffix(".tar.gz") + "/vendor/llama.cpp/" + str(rel).removeprefix("llama.cpp/")
     with tarfile.open(sdist) as tar:
-        text = tar.extractfile(name).read().decode()
+        return tar.extractfile(name).read().decode()
+
+
+def test_flash_attention_v_step_is_spliced_into_the_sdists_ops_cpp():
+    text = _sdist_file(engine_build.OPS_CPP)
+    code = (engine_build.RECIPE / "wasm_flash_attn_v.cpp").read_text()
+    out = engine_build.patch_ops(text, code)
+    assert out.index(code) < out.index("static void ggml_compute_forward_flash_attn_ext_f16_one_chunk(")
+    # q8_0 V rows go through ours; every other type still through upstream's two steps.
+    assert ("if (OFFGRID_FUSED_V_Q8_0(v->type)) {\n                    offgrid_vec_mad_q8_0(DV, VKQ32, v_data, vs);\n"
+            "                } else if (v_to_float) {\n                    v_to_float(v_data, V32, DV);") in out
+    assert out.replace(code + "\n", "").lower().count("offgrid_") == 2
+
+
+def test_our_dot_products_are_spliced_into_the_sdists_quants_c(tmp_path):
+    """patch_quants against the real quants.c of the pinned sdist: our kernels come before the
+    first dot product and each patched function returns through ours before upstream's code."""
+    text = _sdist_file(engine_build.QUANTS_C)
     kernels = (engine_build.RECIPE / "wasm_dot_kernels.c").read_text()
     out = engine_build.patch_quants(text, kernels)
     assert out.index(kernels) < out.index("void ggml_vec_dot_")

@@ -34,10 +34,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = Path(__file__).resolve().parent / "engine"
-RECIPE_FILES = ("build-in-chroot.sh", "server-decision.h", "server-decision.cpp", "swap_glue.mjs", "wasm_dot_kernels.c")
+RECIPE_FILES = ("build-in-chroot.sh", "server-decision.h", "server-decision.cpp", "swap_glue.mjs", "wasm_dot_kernels.c",
+                "wasm_flash_attn_v.cpp")
 # What _sources changes in the llama.cpp sources; bump when patch_quants changes (it is in every cache key).
-SOURCE_PATCH = 2
+SOURCE_PATCH = 3
 QUANTS_C = Path("llama.cpp/ggml/src/ggml-cpu/arch/wasm/quants.c")
+OPS_CPP = Path("llama.cpp/ggml/src/ggml-cpu/ops.cpp")
 # ggml's wasm dot products that return through ours (wasm_dot_kernels.c says why), with the block
 # types of their operands. q4_0 and q8_0 stay upstream's: ours were not faster (bench/wasm_kernels).
 OUR_DOT_PRODUCTS = {"q4_1_q8_1": ("block_q4_1", "block_q8_1")}
@@ -205,6 +207,23 @@ def patch_quants(text: str, kernels: str) -> str:
     return text
 
 
+FLASH_ATTN_V = """                if (v_to_float) {
+                    v_to_float(v_data, V32, DV);
+                    ggml_vec_mad_f32(DV, VKQ32, V32, vs);
+                }"""
+
+
+def patch_ops(text: str, code: str) -> str:
+    """llama.cpp's ggml-cpu/ops.cpp with flash attention's q8_0 V step done by ours
+    (wasm_flash_attn_v.cpp says why)."""
+    head = "static void ggml_compute_forward_flash_attn_ext_f16_one_chunk("
+    assert text.count(head) == 1 and text.count(FLASH_ATTN_V) == 1, "ops.cpp: flash attention changed"
+    text = text.replace(head, code + "\n" + head)
+    return text.replace(FLASH_ATTN_V, """                if (OFFGRID_FUSED_V_Q8_0(v->type)) {
+                    offgrid_vec_mad_q8_0(DV, VKQ32, v_data, vs);
+                } else """ + FLASH_ATTN_V.lstrip())
+
+
 def _sync_tree(new: Path, old: Path, keep: str) -> None:
     """Make `old` hold what `new` holds, writing only files whose bytes differ (make then rebuilds
     only what changed); `keep` (the build dir) is left alone."""
@@ -226,12 +245,13 @@ def _sync_tree(new: Path, old: Path, keep: str) -> None:
 
 def _sources(work: Path, sdist: Path) -> Path:
     """wllama's package with llama.cpp (from the sdist) next to its cpp/, plus the server-decision
-    stub and our dot products. Kept (with its build tree) while these inputs stay the same; when
+    stub and our wasm kernels. Kept (with its build tree) while these inputs stay the same; when
     they change, only the files that differ are rewritten."""
     src = work / "wllama"
     stamp = work / "sources.sha256"
     want = hashlib.sha256(json.dumps([wllama_integrity(), SDIST[2], SOURCE_PATCH] + [
-        _sha256(RECIPE / n) for n in ("server-decision.h", "server-decision.cpp", "wasm_dot_kernels.c")]).encode()).hexdigest()
+        _sha256(RECIPE / n) for n in ("server-decision.h", "server-decision.cpp", "wasm_dot_kernels.c",
+                                      "wasm_flash_attn_v.cpp")]).encode()).hexdigest()
     shutil.copyfile(RECIPE / "build-in-chroot.sh", work / "build-in-chroot.sh")
     (work / "build-in-chroot.sh").chmod(0o755)
     if stamp.exists() and stamp.read_text() == want and src.exists():
@@ -251,6 +271,8 @@ def _sources(work: Path, sdist: Path) -> Path:
         shutil.copyfile(RECIPE / name, fresh / "llama.cpp" / "tools" / "server" / name)
     quants = fresh / QUANTS_C
     quants.write_text(patch_quants(quants.read_text(), (RECIPE / "wasm_dot_kernels.c").read_text()))
+    ops = fresh / OPS_CPP
+    ops.write_text(patch_ops(ops.read_text(), (RECIPE / "wasm_flash_attn_v.cpp").read_text()))
     if src.exists():
         _sync_tree(fresh, src, keep="out")
         shutil.rmtree(fresh)
