@@ -40,6 +40,7 @@ static uint16_t f2h(float f) {  // good enough for test data: round to nearest, 
 
 #include "upstream.inc"
 #include "../../py/offgrid_dev/engine/wasm_dot_kernels.c"
+#include "tried.c"
 #define OURS(q, X, Y) static void ours_##q(int n, float *s, size_t bs, const void *vx, size_t bx, const void *vy, size_t by, int nrc) \
     { (void)bs; (void)bx; (void)by; (void)nrc; offgrid_vec_dot_##q(n, s, (const X *)vx, (const Y *)vy); }
 OURS(q4_1_q8_1, block_q4_1, block_q8_1)

@@ -8,7 +8,7 @@ src=$(ls -d "$chroot_dir"/build/simd/wllama/llama.cpp/ggml/src/ggml-cpu/arch/was
 work=$chroot_dir/tmp/wasm_kernels; rm -rf "$work"; mkdir -p "$work/bench/wasm_kernels" "$work/py/offgrid_dev/engine"
 # upstream's three functions, renamed, as the baseline
 python3 "$here/extract_upstream.py" "$src/quants.c" > "$work/bench/wasm_kernels/upstream.inc"
-cp "$here/bench.c" "$work/bench/wasm_kernels/"; cp "$root/py/offgrid_dev/engine/wasm_dot_kernels.c" "$work/py/offgrid_dev/engine/"
+cp "$here/bench.c" "$here/tried.c" "$work/bench/wasm_kernels/"; cp "$root/py/offgrid_dev/engine/wasm_dot_kernels.c" "$work/py/offgrid_dev/engine/"
 mountpoint -q "$chroot_dir/proc" || mount --bind /proc "$chroot_dir/proc"
 # Node (the chroot's) and Chromium: V8 versions differ, and Chromium is what the app runs in.
 for v in simd relaxed; do

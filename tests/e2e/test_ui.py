@@ -287,5 +287,12 @@ def test_screens_are_accessible_and_fit_a_phone(browser, server, artifacts, sche
     assert page.evaluate("document.getElementById('message').getBoundingClientRect().bottom <= innerHeight")
     page.locator(".log").evaluate("(el) => { el.scrollTop = el.scrollHeight; }")
     page.screenshot(path=str(artifacts / f"ui-phone-{scheme}.png"))
+    # The diagnostics panel on the phone: its longest row (the engine build's name) wraps, never scrolls the page.
+    page.get_by_text("Model & diagnostics").click()
+    page.wait_for_function("() => document.getElementById('diagnostics-body').textContent.includes('WASM SIMD kernels')")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.evaluate("document.getElementById('diagnostics-body').getBoundingClientRect().right <= innerWidth")
+    page.screenshot(path=str(artifacts / f"ui-phone-diagnostics-{scheme}.png"), full_page=True)
+    page.get_by_text("Model & diagnostics").click()
     assert found == [], found
     context.close()

@@ -1,8 +1,9 @@
-// Offgrid: WebAssembly dot products for ggml's q4_0, q4_1 and q8_0 blocks (the SmolLM2 default
-// model is Q4_1 with a Q8_0 output matrix; the KV cache is q8_0). engine_build.py puts this file
-// into llama.cpp's ggml-cpu/arch/wasm/quants.c ahead of the dot-product functions and makes
-// ggml_vec_dot_{q4_0_q8_0,q4_1_q8_1,q8_0_q8_0} return through offgrid_vec_dot_* instead.
-// bench/wasm_kernels times them against upstream's and checks them against a scalar reference.
+// Offgrid: the WebAssembly dot product for ggml's q4_1 blocks (the SmolLM2 default model's
+// matrices; 57% of decode time in bench/wasm_profile). engine_build.py puts this file into
+// llama.cpp's ggml-cpu/arch/wasm/quants.c ahead of the dot-product functions and makes
+// ggml_vec_dot_q4_1_q8_1 return through offgrid_vec_dot_q4_1_q8_1. bench/wasm_kernels times it
+// against upstream's and checks it against a scalar reference; the same approach for q4_0 and
+// q8_0 was slower than upstream there (bench/wasm_kernels/tried.c), so those stay upstream's.
 //
 // What differs from upstream's wasm code:
 // - Four blocks per step. Upstream converts, scales and accumulates each block's integer sum on
@@ -12,8 +13,8 @@
 // - With -mrelaxed-simd, i32x4.relaxed_dot_i8x16_i7x16_add_s does 16 int8 pairs in one
 //   instruction (pmaddubsw + pmaddwd on x64, sdot on arm64) instead of widening to int16.
 //   It is "relaxed" only where the second operand has its top bit set or pmaddubsw's int16 pair
-//   sum saturates; neither can happen here: the second operand is a 4-bit quant (0..15) or |q8|
-//   (0..127; ggml's q8 quants lie within -127..127), and a pair sum is at most 2*127*127 = 32258.
+//   sum saturates; neither can happen here: the second operand is a 4-bit quant (0..15) and a
+//   pair sum is at most 2*15*127 = 3810.
 //   So every engine computes the same exact integer sums. Floats are multiplied and added
 //   separately, never fused, as upstream does.
 #if defined(__wasm_simd128__)
@@ -30,47 +31,11 @@ static inline v128_t offgrid_dot_i8_u7(v128_t a, v128_t b, v128_t acc) {
 #endif
 }
 
-// acc + four partial sums of a * b over 16 int8 pairs, both within -127..127.
-static inline v128_t offgrid_dot_i8_i8(v128_t a, v128_t b, v128_t acc) {
-#if defined(__wasm_relaxed_simd__)
-    // a * b = (a with b's sign) * |b|
-    const v128_t a_signed = wasm_v128_bitselect(wasm_i8x16_neg(a), a, wasm_i8x16_lt(b, wasm_i8x16_splat(0)));
-    return wasm_i32x4_relaxed_dot_i8x16_i7x16_add(a_signed, wasm_i8x16_abs(b), acc);
-#else
-    return wasm_i32x4_add(acc, wasm_i32x4_add(
-        wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(a), wasm_i16x8_extend_low_i8x16(b)),
-        wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(a), wasm_i16x8_extend_high_i8x16(b))));
-#endif
-}
-
 // sum(q4 * y) for one block, q4 unsigned: low nibbles pair with y[0..15], high ones with y[16..31].
 static inline v128_t offgrid_dot_q4_y(const uint8_t * q4, const int8_t * y) {
     const v128_t q = wasm_v128_load(q4);
     const v128_t acc = offgrid_dot_i8_u7(wasm_v128_load(y), wasm_v128_and(q, wasm_i8x16_splat(0x0F)), wasm_i32x4_splat(0));
     return offgrid_dot_i8_u7(wasm_v128_load(y + 16), wasm_u8x16_shr(q, 4), acc);
-}
-
-// sum((q4 - 8) * y) for one q4_0 block.
-static inline v128_t offgrid_dot_q4_0_y(const uint8_t * q4, const int8_t * y) {
-#if defined(__wasm_relaxed_simd__)
-    // q4 - 8 would be a signed second operand: take q4 * y - 8 * y.
-    const v128_t eight = wasm_i8x16_splat(8);
-    const v128_t off = offgrid_dot_i8_u7(wasm_v128_load(y + 16), eight,
-                                         offgrid_dot_i8_u7(wasm_v128_load(y), eight, wasm_i32x4_splat(0)));
-    return wasm_i32x4_sub(offgrid_dot_q4_y(q4, y), off);
-#else
-    const v128_t q = wasm_v128_load(q4);
-    const v128_t eight = wasm_i8x16_splat(8);
-    const v128_t lo = wasm_i8x16_sub(wasm_v128_and(q, wasm_i8x16_splat(0x0F)), eight);
-    const v128_t hi = wasm_i8x16_sub(wasm_u8x16_shr(q, 4), eight);
-    return offgrid_dot_i8_i8(wasm_v128_load(y + 16), hi, offgrid_dot_i8_i8(wasm_v128_load(y), lo, wasm_i32x4_splat(0)));
-#endif
-}
-
-// sum(x * y) for one q8_0 block.
-static inline v128_t offgrid_dot_q8_y(const int8_t * x, const int8_t * y) {
-    const v128_t acc = offgrid_dot_i8_i8(wasm_v128_load(y), wasm_v128_load(x), wasm_i32x4_splat(0));
-    return offgrid_dot_i8_i8(wasm_v128_load(y + 16), wasm_v128_load(x + 16), acc);
 }
 
 // [sum(a), sum(b), sum(c), sum(d)]
@@ -94,24 +59,6 @@ static inline int offgrid_hsum_i32x4(v128_t v) {
 #define OFFGRID_F16X4(p, i, f) wasm_f32x4_make(GGML_CPU_FP16_TO_FP32((p)[(i)].f), GGML_CPU_FP16_TO_FP32((p)[(i) + 1].f), \
                                                GGML_CPU_FP16_TO_FP32((p)[(i) + 2].f), GGML_CPU_FP16_TO_FP32((p)[(i) + 3].f))
 
-// The block-wise sum over x and y: sum_i dot_i * x[i].d * y[i].d, four blocks per step.
-#define OFFGRID_SCALED_SUM(x, y, nb, dot, sumf)                                                        \
-    do {                                                                                                \
-        v128_t sumv_ = wasm_f32x4_splat(0.0f);                                                         \
-        int ib_ = 0;                                                                                    \
-        for (; ib_ + 3 < (nb); ib_ += 4) {                                                              \
-            const v128_t acc_ = offgrid_hsum4_i32x4(dot(x[ib_].qs, y[ib_].qs), dot(x[ib_ + 1].qs, y[ib_ + 1].qs), \
-                                                    dot(x[ib_ + 2].qs, y[ib_ + 2].qs), dot(x[ib_ + 3].qs, y[ib_ + 3].qs)); \
-            const v128_t d_ = wasm_f32x4_mul(OFFGRID_F16X4(x, ib_, d), OFFGRID_F16X4(y, ib_, d));      \
-            sumv_ = wasm_f32x4_add(sumv_, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(acc_), d_));         \
-        }                                                                                               \
-        sumf = offgrid_hsum_f32x4(sumv_);                                                               \
-        for (; ib_ < (nb); ++ib_) {                                                                     \
-            sumf += offgrid_hsum_i32x4(dot(x[ib_].qs, y[ib_].qs)) *                                     \
-                    (GGML_CPU_FP16_TO_FP32(x[ib_].d) * GGML_CPU_FP16_TO_FP32(y[ib_].d));               \
-        }                                                                                               \
-    } while (0)
-
 static void offgrid_vec_dot_q4_1_q8_1(int n, float * s, const block_q4_1 * x, const block_q8_1 * y) {
     const int nb = n / QK8_1;
     v128_t sumv = wasm_f32x4_splat(0.0f);
@@ -133,15 +80,4 @@ static void offgrid_vec_dot_q4_1_q8_1(int n, float * s, const block_q4_1 * x, co
     *s = sumf;
 }
 
-static void offgrid_vec_dot_q4_0_q8_0(int n, float * s, const block_q4_0 * x, const block_q8_0 * y) {
-    float sumf;
-    OFFGRID_SCALED_SUM(x, y, n / QK8_0, offgrid_dot_q4_0_y, sumf);
-    *s = sumf;
-}
-
-static void offgrid_vec_dot_q8_0_q8_0(int n, float * s, const block_q8_0 * x, const block_q8_0 * y) {
-    float sumf;
-    OFFGRID_SCALED_SUM(x, y, n / QK8_0, offgrid_dot_q8_y, sumf);
-    *s = sumf;
-}
 #endif
