@@ -34,9 +34,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = Path(__file__).resolve().parent / "engine"
-RECIPE_FILES = ("build-in-chroot.sh", "server-decision.h", "server-decision.cpp", "swap_glue.mjs", "wasm_dot_kernels.c",
-                "wasm_flash_attn_v.cpp")
-# What _sources changes in the llama.cpp sources; bump when patch_quants changes (it is in every cache key).
+SERVER_STUB = ("server-decision.h", "server-decision.cpp")  # copied into llama.cpp's tools/server
+KERNELS = ("wasm_dot_kernels.c", "wasm_flash_attn_v.cpp")  # spliced in by patch_quants and patch_ops
+RECIPE_FILES = ("build-in-chroot.sh", *SERVER_STUB, "swap_glue.mjs", *KERNELS)
+# How _sources changes the llama.cpp sources; bump when patch_quants or patch_ops changes (it is in
+# every cache key).
 SOURCE_PATCH = 3
 QUANTS_C = Path("llama.cpp/ggml/src/ggml-cpu/arch/wasm/quants.c")
 OPS_CPP = Path("llama.cpp/ggml/src/ggml-cpu/ops.cpp")
@@ -250,8 +252,7 @@ def _sources(work: Path, sdist: Path) -> Path:
     src = work / "wllama"
     stamp = work / "sources.sha256"
     want = hashlib.sha256(json.dumps([wllama_integrity(), SDIST[2], SOURCE_PATCH] + [
-        _sha256(RECIPE / n) for n in ("server-decision.h", "server-decision.cpp", "wasm_dot_kernels.c",
-                                      "wasm_flash_attn_v.cpp")]).encode()).hexdigest()
+        _sha256(RECIPE / n) for n in (*SERVER_STUB, *KERNELS)]).encode()).hexdigest()
     shutil.copyfile(RECIPE / "build-in-chroot.sh", work / "build-in-chroot.sh")
     (work / "build-in-chroot.sh").chmod(0o755)
     if stamp.exists() and stamp.read_text() == want and src.exists():
@@ -267,7 +268,7 @@ def _sources(work: Path, sdist: Path) -> Path:
         tar.extractall(fresh, members=members, filter="data")
     # wllama 3.8.1 was built against llama.cpp b11364, which has tools/server/server-decision.*
     # (merged upstream 2026-10-02); the sdist's 0c1e570 (2026-10-01) lacks it: add a stub.
-    for name in ("server-decision.h", "server-decision.cpp"):
+    for name in SERVER_STUB:
         shutil.copyfile(RECIPE / name, fresh / "llama.cpp" / "tools" / "server" / name)
     quants = fresh / QUANTS_C
     quants.write_text(patch_quants(quants.read_text(), (RECIPE / "wasm_dot_kernels.c").read_text()))
