@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from offgrid_dev import engine_build
+from offgrid_dev import engine_build, engine_patches
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
-KEYS = {"id", "label", "module", "wasm", "compat", "webgpu", "simd_kernels", "requires"}
+KEYS = {"id", "label", "module", "wasm", "compat", "webgpu", "simd_kernels", "requires", "memory"}
 
 
 def _builds(dist: Path) -> dict:
@@ -56,6 +56,9 @@ def test_builds_json_follows_the_contract(dist):
     assert simd["module"] == "engine/simd/index.js" and simd["wasm"] == "engine/simd/wasm/wllama.wasm"
     assert simd["simd_kernels"] is True and simd["webgpu"] is False and "simd128" in simd["requires"]
     assert doc["default_cpu"] == "simd"
+    # 32-bit memory where the model fits, Memory64 for larger ones (web/engine_build.js chooses).
+    assert {b["id"]: b["memory"] for b in doc["builds"]} == {
+        "stock": "memory64", "simd": "wasm32", "relaxed": "wasm32", "simd64": "memory64"}
     # The toolchain that made it, against the recorded versions.
     assert simd["toolchain"]["recorded"] == engine_build.TOOLCHAIN
     assert set(simd["toolchain"]["installed"]) == set(engine_build.TOOLCHAIN)
@@ -82,6 +85,31 @@ def test_served_simd_wasm_has_the_dot_product_kernels_and_stock_has_none(dist):
     assert _count(dist / "vendor" / "wllama" / "wasm" / "wllama.wasm") == 0
     # The served bundle runs the new glue: it is not the stock index.js.
     assert (dist / simd["module"]).read_bytes() != (dist / "vendor" / "wllama" / "index.js").read_bytes()
+
+
+def test_each_build_has_the_memory_it_says_and_its_worker_code_knows_it(dist):
+    """A wasm32 JSPI build imports a 32-bit memory and its wllama bundle treats pointers as
+    numbers (swap_glue.mjs --wasm32); a Memory64 one imports an i64 memory and keeps wllama's code."""
+    _require_simd(_builds(dist))
+    root = _objdump()
+    if root is None:
+        pytest.fail("no wasm-objdump (apt-get install wabt)")
+    for b in _builds(dist)["builds"]:
+        imports = engine_build.objdump(None if root == Path("/") else root, dist / b["wasm"], "-x", "-j", "Import")
+        memory = [line for line in imports.splitlines() if "memory[0]" in line]
+        assert len(memory) == 1, (b["id"], imports[:500])
+        assert ("i64" in memory[0]) == (b["memory"] == "memory64"), (b["id"], memory)
+        marked = "isCompat = true; /* Offgrid: a wasm32 JSPI build */" in (dist / b["module"]).read_text()
+        assert marked == (b["memory"] == "wasm32"), b["id"]
+
+
+def test_wllama_cmake_gets_memory64_as_an_option():
+    text = (engine_build.WLLAMA_PKG / "CMakeLists.txt").read_text()
+    out = engine_patches.patch_cmake(text)
+    assert out.index(engine_patches.MEM64_OPTION) < out.index("if (WLLAMA_COMPAT)")
+    # Both places of the JSPI build take the flag from the option; nothing else changes.
+    assert out.count("-sMEMORY64=1") == 1 and out.count("        ${WLLAMA_MEM64_FLAG}\n") == 2
+    assert out.replace("        ${WLLAMA_MEM64_FLAG}\n", "        -sMEMORY64=1\n").replace(engine_patches.MEM64_OPTION, "") == text
 
 
 def test_the_relaxed_build_has_relaxed_dot_products_and_no_fused_float_ops(dist):
@@ -111,32 +139,67 @@ def _sdist_file(rel: Path) -> str:
         return tar.extractfile(name).read().decode()
 
 
-def test_flash_attention_v_step_is_spliced_into_the_sdists_ops_cpp():
-    text = _sdist_file(engine_build.OPS_CPP)
-    code = (engine_build.RECIPE / "wasm_flash_attn_v.cpp").read_text()
-    out = engine_build.patch_ops(text, code)
-    assert out.index(code) < out.index("static void ggml_compute_forward_flash_attn_ext_f16_one_chunk(")
+def test_flash_attention_loop_is_spliced_into_the_sdists_ops_cpp():
+    text = _sdist_file(engine_patches.OPS_CPP)
+    code = (engine_build.RECIPE / "wasm_flash_attn.cpp").read_text()
+    out = engine_patches.patch_ops(text, code)
+    fn = out.index("static void ggml_compute_forward_flash_attn_ext_f16_one_chunk(")
+    assert out.index(code) < fn
+    body = out[fn:]
+    # Four unmasked positions at a time for a q8_0 K and V, decided once per call...
+    assert body.index("const bool fa_tile4 = OFFGRID_FA_TILE4(k->type, v->type, k_vec_dot_type, logit_softcap);") < body.index("for (int ir = ir0;")
+    # ...tried first in the loop over positions; a masked one falls through to upstream's code.
+    loop = body.index("for (int64_t ic = ic_start; ic < ic_end; ++ic) {\n")
+    assert body.index(engine_patches.FLASH_ATTN_TILE) == loop + len("for (int64_t ic = ic_start; ic < ic_end; ++ic) {\n")
+    assert body.index("const float mv = mp ? slope*GGML_CPU_FP16_TO_FP32(mp[ic]) : 0.0f;") > loop
     # q8_0 V rows go through ours; every other type still through upstream's two steps.
     assert ("if (OFFGRID_FUSED_V_Q8_0(v->type)) {\n                    offgrid_vec_mad_q8_0(DV, VKQ32, v_data, vs);\n"
             "                } else if (v_to_float) {\n                    v_to_float(v_data, V32, DV);") in out
-    assert out.replace(code + "\n", "").lower().count("offgrid_") == 2
+    assert out.replace(code + "\n", "").lower().count("offgrid_") == 4
 
 
 def test_our_dot_products_are_spliced_into_the_sdists_quants_c(tmp_path):
     """patch_quants against the real quants.c of the pinned sdist: our kernels come before the
     first dot product and each patched function returns through ours before upstream's code."""
-    text = _sdist_file(engine_build.QUANTS_C)
+    text = _sdist_file(engine_patches.QUANTS_C)
     kernels = (engine_build.RECIPE / "wasm_dot_kernels.c").read_text()
-    out = engine_build.patch_quants(text, kernels)
+    out = engine_patches.patch_quants(text, kernels)
     assert out.index(kernels) < out.index("void ggml_vec_dot_")
-    for name in engine_build.OUR_DOT_PRODUCTS:
+    for name in engine_patches.OUR_DOT_PRODUCTS:
         body = out[out.index(f"void ggml_vec_dot_{name}("):]
         assert f"offgrid_vec_dot_{name}(n, s," in body.split("\n}\n")[0].split("#if defined __wasm_simd128__")[0]
         assert f"static void offgrid_vec_dot_{name}(" in kernels
     # Activations are rounded to the nearest int8, as native llama.cpp does, not truncated.
     assert "trunc_sat_f32x4(v)" not in out and out.count("trunc_sat_f32x4(wasm_f32x4_nearest(v))") == 2
+    # ggml's 2-row x 2-column calls (prefill) go to the 2x2 kernel with both rows and both columns.
+    assert ("    if (nrc == 2) {\n        offgrid_vec_dot_q4_1_q8_1_2x2(n, s, bs, (const block_q4_1 *) vx, "
+            "(const block_q4_1 *) ((const char *) vx + bx),\n            (const block_q8_1 *) vy, "
+            "(const block_q8_1 *) ((const char *) vy + by));\n        return;\n    }\n") in out
     # Nothing else of upstream's changed.
-    assert out.replace(kernels + "\n", "").count("offgrid_") == len(engine_build.OUR_DOT_PRODUCTS)
+    assert out.replace(kernels + "\n", "").count("offgrid_") == 2 * len(engine_patches.OUR_DOT_PRODUCTS)
+
+
+def test_prefill_asks_our_dot_products_for_two_rows_and_columns():
+    """patch_ggml_cpu against the pinned sdist's ggml-cpu.c: the types with our 2x2 kernel get
+    nrows = 2 on wasm (as on ARM with i8mm), and a plain product with an odd number of columns
+    splits off its last column instead of giving up the 2x2 calls."""
+    text = _sdist_file(engine_patches.GGML_CPU_C)
+    out = engine_patches.patch_ggml_cpu(text)
+    entry = out[out.index("    [GGML_TYPE_Q4_1] = {"):]
+    entry = entry[:entry.index("\n    },")]
+    assert ("#if defined (__ARM_FEATURE_MATMUL_INT8) || defined (__wasm_simd128__)\n"
+            "        .nrows                    = 2,\n#else\n        .nrows                    = 1,") in entry
+    assert out.count("#if defined (__ARM_FEATURE_MATMUL_INT8) || defined (__wasm_simd128__)") == len(engine_patches.OUR_DOT_PRODUCTS)
+    odd = out.index(engine_patches.MUL_MAT_ODD)
+    upstream = out[odd + len(engine_patches.MUL_MAT_ODD):]
+    assert upstream.startswith("            if ((nr0 % 2 != 0) || (ne11 % 2 != 0)")
+    assert upstream.index("ggml_compute_forward_mul_mat_one_chunk(params, dst, src0->type, num_rows_per_vec_dot") < upstream.index("\n        }\n")
+    # Nothing of upstream's is gone but the one traits line (whitespace aside: the chunk call is indented).
+    import difflib
+
+    gone = [d for d in difflib.ndiff([x.strip() for x in text.splitlines()], [x.strip() for x in out.splitlines()])
+            if d.startswith("- ")]
+    assert gone == ["- #if defined (__ARM_FEATURE_MATMUL_INT8)"] * len(engine_patches.OUR_DOT_PRODUCTS)
 
 
 def test_a_second_assemble_compiles_nothing_and_asks_nothing(dist, tmp_path, monkeypatch):

@@ -14,10 +14,12 @@ from offgrid_dev import engine_build
 ROOT = Path(__file__).resolve().parents[1]
 SIMD = {"id": "simd", "label": "simd (llama.cpp WASM SIMD kernels)", "module": "engine/simd/index.js",
         "wasm": "engine/simd/wasm/wllama.wasm", "compat": None, "webgpu": False, "simd_kernels": True,
-        "requires": ["jspi", "memory64", "simd128"]}
+        "requires": ["jspi", "simd128"], "memory": "wasm32"}
 RELAXED = {**SIMD, "id": "relaxed", "label": "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD integer dot products)",
-           "requires": ["jspi", "memory64", "simd128", "relaxed_simd"]}
-ALL = {"builds": [engine_build.STOCK, SIMD, RELAXED], "default_cpu": "simd"}
+           "requires": ["jspi", "simd128", "relaxed_simd"]}
+SIMD64 = {**SIMD, "id": "simd64", "label": "simd64 (llama.cpp WASM SIMD kernels, Memory64 for large models)",
+          "requires": ["jspi", "memory64", "simd128"], "memory": "memory64"}
+ALL = {"builds": [engine_build.STOCK, SIMD, RELAXED, SIMD64], "default_cpu": "simd"}
 # The simd build with its compat flavour (asyncify, wasm32), as the site ships it.
 SIMD_COMPAT = {**SIMD, "compat": {"worker": "engine/simd/compat/wllama.js", "wasm": "engine/simd/compat/wllama.wasm"}}
 WITH_COMPAT = {"builds": [engine_build.STOCK, SIMD_COMPAT], "default_cpu": "simd"}
@@ -26,15 +28,16 @@ SAFARI = {"simd128": True, "relaxed_simd": False, "jspi": False, "memory64": Fal
 
 
 def select(cases: list) -> list:
-    """selectBuild over (features, backend, builds, requested) cases: the chosen id, or the error."""
+    """selectBuild over (features, backend, builds, requested[, model bytes]) cases: the chosen id,
+    or the error."""
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is needed (npm ci needs it too)")
     script = """
 import { selectBuild, describe, detectFeatures } from %s;
 const cases = JSON.parse(process.argv[1]);
-const out = cases.map(([f, backend, builds, requested]) => {
-  try { const s = selectBuild(f, backend, builds, requested); return {id: s.build.id, reason: s.reason, says: describe(s.build, f)}; }
+const out = cases.map(([f, backend, builds, requested, bytes]) => {
+  try { const s = selectBuild(f, backend, builds, requested, bytes ?? 0); return {id: s.build.id, reason: s.reason, says: describe(s.build, f)}; }
   catch (e) { return {error: e.code, field: e.field, message: e.message, hint: e.hint}; }
 });
 out.push(detectFeatures({jspi: true, memory64: true}));
@@ -74,8 +77,29 @@ def test_the_choice_follows_backend_browser_and_request():
     assert got[12]["says"] == "simd (llama.cpp WASM SIMD kernels), compat flavour (asyncify, wasm32)"
     assert got[13]["says"] == "stock engine (no SIMD kernels), compat flavour (asyncify, wasm32)"
     assert got[4]["says"] == got[13]["says"]
-    assert "nope" in got[9]["message"] and "stock, simd, relaxed" in got[9]["hint"]
+    assert "nope" in got[9]["message"] and "stock, simd, relaxed, simd64" in got[9]["hint"]
     assert "WebGPU" in got[10]["message"]
     assert "jspi" in got[11]["message"] and "relaxed_simd" in got[11]["message"]
     # node's V8 validates SIMD128 (relaxed SIMD depends on its version and flags).
     assert features["simd128"] is True and isinstance(features["relaxed_simd"], bool)
+
+
+def test_32_bit_builds_first_and_memory64_for_models_they_cannot_hold():
+    gib = 2 ** 30
+    *got, _ = select([
+        [CHROME, "wasm-mt", ALL, "", 3 * gib],             # fits 32-bit memory: relaxed (wasm32)
+        [{**CHROME, "relaxed_simd": False}, "wasm-st", ALL, "", gib],  # simd (wasm32) before simd64
+        [{**CHROME, "memory64": False}, "wasm-st", ALL, "", gib],  # wasm32 builds need no Memory64
+        [CHROME, "wasm-mt", ALL, "", 3 * gib + 1],         # too large for 32-bit memory: simd64
+        [{**CHROME, "simd128": False, "relaxed_simd": False}, "wasm-st", ALL, "", 5 * gib],  # stock (Memory64)
+        [CHROME, "wasm-st", ALL, "relaxed", 4 * gib],      # forced, but it cannot hold the model
+        [SAFARI, "wasm-st", WITH_COMPAT, "", 4 * gib],     # compat flavours are wasm32: nothing can
+        [SAFARI, "wasm-st", WITH_COMPAT, "", 2 * gib],
+    ])
+    assert [g.get("id", g.get("error")) for g in got] == [
+        "relaxed", "simd", "relaxed", "simd64", "stock", "bad_field", "bad_field", "simd"]
+    assert got[3]["says"] == "simd64 (llama.cpp WASM SIMD kernels, Memory64 for large models)"
+    assert "relaxed needs room for this model (32-bit memory holds models up to 3 GiB)" in got[3]["reason"]
+    assert "relaxed" in got[5]["message"] and "3 GiB" in got[5]["message"] and got[5]["field"] == "engine"
+    assert "4.0 GiB" in got[6]["message"] and "jspi and memory64" in got[6]["message"]
+    assert got[7]["says"].endswith("compat flavour (asyncify, wasm32)")

@@ -428,15 +428,15 @@ async function loadModel(id, req, announce = true) {
 
 /**
  * Start llama.cpp on `choice`'s backend with the weights in `blob`, in the engine
- * build that `req.engine` names or that suits this browser and backend
- * (buildOf says which). An unknown or unusable `req.engine` throws an
+ * build that `req.engine` names or that suits this browser, backend and model
+ * size (buildOf says which). An unknown or unusable `req.engine` throws an
  * EngineBuildError (code bad_field, field engine).
  * @param {ModelFile} blob
  * @param {{n_ctx: number, engine: string}} req
  * @param {import('./backend.js').Choice} choice
  */
 async function startEngine(blob, req, choice) {
-  const { build } = selectBuild(detectFeatures(await probed), choice.backend, await builds, req.engine);
+  const { build } = selectBuild(detectFeatures(await probed), choice.backend, await builds, req.engine, blob.size);
   const { Wllama: Engine, wasmPaths, compat } = await loadBuild(build, SITE_ROOT);
   const w = new Engine(wasmPaths, { logger: workerLogger, allowOffline: true });
   w.setCompat(compat); // null for a build without a compat flavour: wllama's default would fetch one from a CDN

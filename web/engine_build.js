@@ -3,14 +3,14 @@
 //
 // WebGPU needs a build with WebGPU (the stock wllama one); the CPU backends take
 // the most specialised build with SIMD kernels whose requirements the browser
-// meets (relaxed SIMD before SIMD), else the stock build. LoadModel.engine
-// forces one.
+// meets and whose memory holds the model (32-bit memory before Memory64, then
+// relaxed SIMD before SIMD), else the stock build. LoadModel.engine forces one.
 
 /**
  * @typedef {{worker: string, wasm: string}} CompatPaths  site-root relative
  * @typedef {{
  *   id: string, label: string, module: string, wasm: string, compat: CompatPaths | null,
- *   webgpu: boolean, simd_kernels: boolean, requires: string[] }} Build
+ *   webgpu: boolean, simd_kernels: boolean, requires: string[], memory: 'wasm32' | 'memory64' }} Build
  * @typedef {{builds: Build[], default_cpu: string}} Builds
  * @typedef {{simd128: boolean, relaxed_simd: boolean, jspi: boolean, memory64: boolean}} Features
  * @typedef {{build: Build, reason: string}} Selection
@@ -24,6 +24,11 @@ const RELAXED_WASM = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0
 
 /** Requirements that a build's compat (asyncify, wasm32) flavour does without. */
 const COMPAT_LIFTS = new Set(['jspi', 'memory64']);
+
+/** The largest model file a 32-bit build takes: its memory ends at 4 GiB, and the
+ * file, the KV cache and the compute buffers all live in it. */
+export const WASM32_MODEL_LIMIT = 3 * 2 ** 30;
+const TOO_LARGE = 'room for this model (32-bit memory holds models up to 3 GiB)';
 
 export class EngineBuildError extends Error {
   /** @param {string} message @param {string} hint */
@@ -54,15 +59,17 @@ export function detectFeatures(probe) {
 
 /**
  * How `build` runs here: 'native' (all it requires), 'compat' (its asyncify/wasm32
- * flavour, without JSPI/Memory64), or '' with the missing features.
+ * flavour, without JSPI/Memory64), or '' with what is missing.
  * @param {Build} build @param {Features} f
+ * @param {number} modelBytes the model file's size (0: not known yet)
  * @returns {{mode: ''|'native'|'compat', missing: string[]}}
  */
-export function fit(build, f) {
+export function fit(build, f, modelBytes = 0) {
   const missing = build.requires.filter((r) => !f[r]);
-  if (missing.length === 0) return { mode: 'native', missing };
-  if (build.compat && missing.every((r) => COMPAT_LIFTS.has(r))) return { mode: 'compat', missing };
-  return { mode: '', missing };
+  const fits32 = modelBytes <= WASM32_MODEL_LIMIT;
+  if (missing.length === 0 && (build.memory !== 'wasm32' || fits32)) return { mode: 'native', missing };
+  if (build.compat && missing.every((r) => COMPAT_LIFTS.has(r)) && fits32) return { mode: 'compat', missing };
+  return { mode: '', missing: fits32 ? missing : [...missing, TOO_LARGE] };
 }
 
 /**
@@ -70,9 +77,10 @@ export function fit(build, f) {
  * @param {string} backend the chosen backend: 'webgpu' | 'wasm-mt' | 'wasm-st'
  * @param {Builds} builds
  * @param {string} requested LoadModel.engine ('' = choose)
+ * @param {number} modelBytes the model file's size (0: not known yet)
  * @returns {Selection}
  */
-export function selectBuild(features, backend, builds, requested = '') {
+export function selectBuild(features, backend, builds, requested = '', modelBytes = 0) {
   const list = builds.builds;
   if (requested) {
     const build = list.find((b) => b.id === requested);
@@ -82,27 +90,31 @@ export function selectBuild(features, backend, builds, requested = '') {
     if (backend === 'webgpu' && !build.webgpu) {
       throw new EngineBuildError(`Engine build "${requested}" has no WebGPU backend.`, 'Ask for backend wasm-mt or wasm-st with it, or leave engine empty.');
     }
-    const { mode, missing } = fit(build, features);
-    if (!mode) throw new EngineBuildError(`Engine build "${requested}" needs ${missing.join(', ')}, which this browser lacks.`, 'Leave engine empty to choose one that runs here.');
+    const { mode, missing } = fit(build, features, modelBytes);
+    if (!mode) throw new EngineBuildError(`Engine build "${requested}" needs ${missing.join(', ')}, which ${missing.includes(TOO_LARGE) ? 'it lacks here' : 'this browser lacks'}.`, 'Leave engine empty to choose one that runs here.');
     return { build, reason: `engine ${requested} requested` };
   }
-  const runs = list.filter((b) => fit(b, features).mode);
+  const runs = list.filter((b) => fit(b, features, modelBytes).mode);
   if (backend === 'webgpu') {
     const build = runs.find((b) => b.webgpu);
     if (build) return { build, reason: 'the WebGPU backend needs a build with WebGPU' };
   }
-  // CPU: SIMD kernels first, then the most specific requirements (relaxed SIMD before SIMD),
-  // then the site's default.
-  const rank = (b) => [b.simd_kernels ? 1 : 0, b.requires.length, b.id === builds.default_cpu ? 1 : 0];
+  // CPU: SIMD kernels first, then 32-bit memory (faster than Memory64), then the most specific
+  // requirements (relaxed SIMD before SIMD), then the site's default.
+  const rank = (b) => [b.simd_kernels ? 1 : 0, b.memory === 'wasm32' ? 1 : 0, b.requires.length, b.id === builds.default_cpu ? 1 : 0];
   const better = (a, b) => {
     const [x, y] = [rank(a), rank(b)];
     for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] > y[i] ? a : b;
     return a;
   };
-  if (runs.length === 0) throw new EngineBuildError('No engine build runs in this browser.', 'Use a current Chrome, Edge, Firefox or Safari.');
+  if (runs.length === 0) {
+    if (!(modelBytes <= WASM32_MODEL_LIMIT)) throw new EngineBuildError(`No engine build here can hold a model of ${(modelBytes / 2 ** 30).toFixed(1)} GiB: this browser lacks ${['jspi', 'memory64'].filter((r) => !features[r]).join(' and ')}, which models over 3 GiB need.`, 'Use a smaller model, or a current Chrome or Edge.');
+    throw new EngineBuildError('No engine build runs in this browser.', 'Use a current Chrome, Edge, Firefox or Safari.');
+  }
   const build = runs.reduce(better);
-  const skipped = list.filter((b) => b.simd_kernels && !runs.includes(b)).map((b) => `${b.id} needs ${fit(b, features).missing.join(', ')}`);
-  return { build, reason: build.simd_kernels ? `CPU backend: ${build.id} runs here` : `CPU backend: ${skipped.join('; ') || 'no SIMD build on this site'}` };
+  const skipped = list.filter((b) => b.simd_kernels && !runs.includes(b)).map((b) => `${b.id} needs ${fit(b, features, modelBytes).missing.join(', ')}`);
+  if (!build.simd_kernels) return { build, reason: `CPU backend: ${skipped.join('; ') || 'no SIMD build on this site'}` };
+  return { build, reason: [`CPU backend: ${build.id} runs here`, ...skipped].join('; ') };
 }
 
 /** What Diagnostics says about a build, and its flavour here. @param {Build} build @param {Features} f */

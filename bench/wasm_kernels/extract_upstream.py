@@ -5,10 +5,10 @@ import sys
 import tarfile
 
 sys.path.insert(0, sys.argv[2])  # the repository's py/
-from offgrid_dev import engine_build  # noqa: E402
+from offgrid_dev import engine_patches  # noqa: E402
 
 sdist = sys.argv[1]
-name = sdist.rsplit("/", 1)[-1].removesuffix(".tar.gz") + "/vendor/" + str(engine_build.QUANTS_C)
+name = sdist.rsplit("/", 1)[-1].removesuffix(".tar.gz") + "/vendor/" + str(engine_patches.QUANTS_C)
 with tarfile.open(sdist) as tar:
     text = tar.extractfile(name).read().decode()
 for fn in ("q4_0_q8_0", "q4_1_q8_1", "q8_0_q8_0"):

@@ -16,4 +16,4 @@ for v in simd relaxed; do
     -sSINGLE_FILE -sENVIRONMENT=web,node bench.c -o bench-$v.js 2>&1 | grep -v -e warning -e INFO || true; node bench-$v.js"
   cp "$work/bench/wasm_kernels/bench-$v.js" "$here/bench-$v.js"
 done
-python3 "$here/in_chromium.py" "$here/bench-simd.js" "$here/bench-relaxed.js"
+[ -n "${NO_CHROMIUM:-}" ] || python3 "$here/in_chromium.py" "$here/bench-simd.js" "$here/bench-relaxed.js"

@@ -32,19 +32,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import engine_patches
+from .engine_patches import SOURCE_PATCH
+
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = Path(__file__).resolve().parent / "engine"
 SERVER_STUB = ("server-decision.h", "server-decision.cpp")  # copied into llama.cpp's tools/server
-KERNELS = ("wasm_dot_kernels.c", "wasm_flash_attn_v.cpp")  # spliced in by patch_quants and patch_ops
+KERNELS = ("wasm_dot_kernels.c", "wasm_flash_attn.cpp")  # spliced in by engine_patches
 RECIPE_FILES = ("build-in-chroot.sh", *SERVER_STUB, "swap_glue.mjs", *KERNELS)
-# How _sources changes the llama.cpp sources; bump when patch_quants or patch_ops changes (it is in
-# every cache key).
-SOURCE_PATCH = 3
-QUANTS_C = Path("llama.cpp/ggml/src/ggml-cpu/arch/wasm/quants.c")
-OPS_CPP = Path("llama.cpp/ggml/src/ggml-cpu/ops.cpp")
-# ggml's wasm dot products that return through ours (wasm_dot_kernels.c says why), with the block
-# types of their operands. q4_0 and q8_0 stay upstream's: ours were not faster (bench/wasm_kernels).
-OUR_DOT_PRODUCTS = {"q4_1_q8_1": ("block_q4_1", "block_q8_1")}
 WLLAMA_PKG = ROOT / "node_modules" / "@wllama" / "wllama"
 SDIST = ("llama_cpp_python-0.3.36.tar.gz", "llama-cpp-python==0.3.36",
          "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e")
@@ -71,30 +66,37 @@ class Variant:
     """One engine build: its id in builds.json and how it differs from the base recipe.
 
     Variants with the same `tree` share one CMake build tree: relaxed differs from simd in
-    ggml-cpu's flags only, so after simd it recompiles ggml-cpu and links (about 3 min).
+    ggml-cpu's flags only, so after simd it recompiles ggml-cpu and links (about 3 min). The
+    others (Memory64, the compat flavour) compile every file differently: trees of their own.
     """
 
     id: str
     label: str
     env: tuple[tuple[str, str], ...] = ()
-    requires: tuple[str, ...] = ("jspi", "memory64", "simd128")
-    tree: str = "simd"
-    compat: "Variant | None" = None  # its asyncify + wasm32 flavour, for browsers without JSPI/Memory64
+    requires: tuple[str, ...] = ("jspi", "simd128")
+    tree: str = "wasm32"
+    memory: str = "wasm32"  # or "memory64"; web/engine_build.js keeps models too large for wasm32 off it
+    compat: "Variant | None" = None  # its asyncify + wasm32 flavour, for browsers without JSPI
 
 
-# wllama's compat flavour (Safari, and any browser without JSPI or Memory64): asyncify instead of
-# JSPI, wasm32 instead of Memory64, JS exceptions. Every file compiles differently: a tree of its own.
+WASM32 = (("CMAKE_EXTRA", "-DWLLAMA_MEM64=OFF -DLLAMA_WASM_MEM64=OFF"), ("PROC", "wasm32"))
+# wllama's compat flavour (Safari, and any browser without JSPI): asyncify instead of JSPI, JS
+# exceptions.
 SIMD_COMPAT = Variant("simd-compat", "simd, compat flavour (asyncify, wasm32)",
                       env=(("CMAKE_EXTRA", "-DWLLAMA_COMPAT=ON -DLLAMA_WASM_MEM64=OFF"), ("PROC", "wasm32")),
                       requires=("simd128",), tree="compat")
-SIMD = Variant("simd", "simd (llama.cpp WASM SIMD kernels)", compat=SIMD_COMPAT)
+# JSPI with 32-bit memory, as the browser's own apps mostly are: 10-25% faster than Memory64 here
+# (bench/RESULTS.md), for models that fit in 4 GiB of wasm memory.
+SIMD = Variant("simd", "simd (llama.cpp WASM SIMD kernels)", env=WASM32, compat=SIMD_COMPAT)
 # Relaxed SIMD for our dot products only (wasm_dot_kernels.c: exact integer dot products, the same
 # result on every engine). Not -ffp-contract=fast: with it clang fused multiply-adds all over
 # ggml-cpu into f32x4.relaxed_madd and Chromium's greedy answers were garbage (2026-11-28).
 RELAXED = Variant("relaxed", "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD integer dot products)",
-                  env=(("CPU_CFLAGS", "-mrelaxed-simd"),),
-                  requires=("jspi", "memory64", "simd128", "relaxed_simd"))
-VARIANTS = (SIMD, RELAXED)
+                  env=(*WASM32, ("CPU_CFLAGS", "-mrelaxed-simd")), requires=("jspi", "simd128", "relaxed_simd"))
+# Memory64, as upstream wllama builds it: for a model too large for 32-bit memory.
+SIMD64 = Variant("simd64", "simd64 (llama.cpp WASM SIMD kernels, Memory64 for large models)",
+                 requires=("jspi", "memory64", "simd128"), tree="memory64", memory="memory64")
+VARIANTS = (SIMD, RELAXED, SIMD64)
 
 
 def _sha256(path: Path) -> str:
@@ -188,44 +190,6 @@ def _sdist(cache: Path, log) -> Path:
     return path
 
 
-def patch_quants(text: str, kernels: str) -> str:
-    """llama.cpp's ggml-cpu/arch/wasm/quants.c with our kernels ahead of its first dot product,
-    each of OUR_DOT_PRODUCTS returning through ours where the build has SIMD128, and activations
-    rounded to the nearest int8 when quantized to q8_0/q8_1."""
-    # Upstream's wasm quantize_row_q8_0/q8_1 truncate toward zero (error up to 1 step, biased);
-    # the reference code, the AVX2/NEON paths and wasm's own q8_K round to nearest.
-    truncating = "const v128_t vi = wasm_i32x4_trunc_sat_f32x4(v);"
-    assert text.count(truncating) == 2, "quants.c: the q8_0/q8_1 quantizers changed"
-    text = text.replace(truncating, "const v128_t vi = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(v));")
-    first = re.search(r"^void ggml_vec_dot_", text, re.M)
-    assert first, "quants.c has no ggml_vec_dot_ function"
-    text = text[:first.start()] + kernels + "\n" + text[first.start():]
-    for name, (x_type, y_type) in OUR_DOT_PRODUCTS.items():
-        head = re.search(rf"^void ggml_vec_dot_{name}\(int n, float \* GGML_RESTRICT s, .*\) {{\n", text, re.M)
-        assert head, f"quants.c: ggml_vec_dot_{name} not found or its signature changed"
-        hook = (f"#if defined(__wasm_simd128__)\n    offgrid_vec_dot_{name}(n, s, (const {x_type} *) vx, "
-                f"(const {y_type} *) vy);\n    return;\n#endif\n")
-        text = text[:head.end()] + hook + text[head.end():]
-    return text
-
-
-FLASH_ATTN_V = """                if (v_to_float) {
-                    v_to_float(v_data, V32, DV);
-                    ggml_vec_mad_f32(DV, VKQ32, V32, vs);
-                }"""
-
-
-def patch_ops(text: str, code: str) -> str:
-    """llama.cpp's ggml-cpu/ops.cpp with flash attention's q8_0 V step done by ours
-    (wasm_flash_attn_v.cpp says why)."""
-    head = "static void ggml_compute_forward_flash_attn_ext_f16_one_chunk("
-    assert text.count(head) == 1 and text.count(FLASH_ATTN_V) == 1, "ops.cpp: flash attention changed"
-    text = text.replace(head, code + "\n" + head)
-    return text.replace(FLASH_ATTN_V, """                if (OFFGRID_FUSED_V_Q8_0(v->type)) {
-                    offgrid_vec_mad_q8_0(DV, VKQ32, v_data, vs);
-                } else """ + FLASH_ATTN_V.lstrip())
-
-
 def _sync_tree(new: Path, old: Path, keep: str) -> None:
     """Make `old` hold what `new` holds, writing only files whose bytes differ (make then rebuilds
     only what changed); `keep` (the build dir) is left alone."""
@@ -270,10 +234,7 @@ def _sources(work: Path, sdist: Path) -> Path:
     # (merged upstream 2026-10-02); the sdist's 0c1e570 (2026-10-01) lacks it: add a stub.
     for name in SERVER_STUB:
         shutil.copyfile(RECIPE / name, fresh / "llama.cpp" / "tools" / "server" / name)
-    quants = fresh / QUANTS_C
-    quants.write_text(patch_quants(quants.read_text(), (RECIPE / "wasm_dot_kernels.c").read_text()))
-    ops = fresh / OPS_CPP
-    ops.write_text(patch_ops(ops.read_text(), (RECIPE / "wasm_flash_attn_v.cpp").read_text()))
+    engine_patches.apply(fresh, RECIPE)
     if src.exists():
         _sync_tree(fresh, src, keep="out")
         shutil.rmtree(fresh)
@@ -283,15 +244,14 @@ def _sources(work: Path, sdist: Path) -> Path:
     return src
 
 
-def _progress(name: str, make_log: Path, done: threading.Event, log, t0: float) -> None:
-    """One line every 30 s while make runs: its last [NN%] and the elapsed time."""
+def _progress(name: str, make_log: Path, done: threading.Event, log, t0: float, expect: str) -> None:
+    """One line every 30 s while make runs: its last [NN%], the elapsed time and `expect`."""
     while not done.wait(30):
         pct = ""
         if make_log.exists():
             hits = re.findall(r"^\[\s*(\d+)%\]", make_log.read_text(errors="replace"), re.M)
             pct = f"{hits[-1]}%" if hits else ""
-        log(f"  compiling the {name} engine: {pct or 'configuring'} after {time.monotonic() - t0:.0f} s "
-            "(about 12 min on 2 cores, once)")
+        log(f"  compiling the {name} engine: {pct or 'configuring'} after {time.monotonic() - t0:.0f} s ({expect})")
 
 
 def _compile(root: Path, variant: Variant, sdist: Path, log) -> Path:
@@ -299,6 +259,9 @@ def _compile(root: Path, variant: Variant, sdist: Path, log) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     src = _sources(work, sdist)
     (src / "out" / "make.log").unlink(missing_ok=True)  # the progress line reads this run's
+    # A tree that was built before recompiles only what changed (another variant's flags, a patch).
+    expect = ("rebuilding what changed in an existing tree" if (src / "out" / "CMakeCache.txt").exists()
+              else "about 10 min on 2 cores, once")
     proc = root / "proc"
     mounted = False
     if not os.path.ismount(proc):
@@ -312,7 +275,7 @@ def _compile(root: Path, variant: Variant, sdist: Path, log) -> Path:
     cmd = ["nice", "-n", "10", *cmd]
     done = threading.Event()
     t0 = time.monotonic()
-    ticker = threading.Thread(target=_progress, args=(variant.id, src / "out" / "make.log", done, log, t0), daemon=True)
+    ticker = threading.Thread(target=_progress, args=(variant.id, src / "out" / "make.log", done, log, t0, expect), daemon=True)
     ticker.start()
     try:
         subprocess.run(cmd, check=True)
@@ -324,20 +287,23 @@ def _compile(root: Path, variant: Variant, sdist: Path, log) -> Path:
     return src / "out"
 
 
-def kernel_count(root: Path | None, wasm: Path, op: str = "i32x4.dot_i16x8_s") -> int:
-    """How often `op` occurs in the wasm's code (wasm-objdump -d), by default ggml's SIMD dot
-    product. `root`: a chroot whose wabt to use (1.0.42 reads wasm64 tables), None: the host's."""
+def objdump(root: Path | None, wasm: Path, *flags: str) -> str:
+    """wasm-objdump's output for the wasm (flags: -d disassembly, -x -j Import imports).
+    `root`: a chroot whose wabt to use (1.0.42 reads wasm64 tables), None: the host's."""
     if root is not None and (root / "usr" / "bin" / "wasm-objdump").exists():
         inside = root / "tmp" / "count.wasm"
         shutil.copyfile(wasm, inside)
         try:
-            out = subprocess.run(["chroot", str(root), "wasm-objdump", "-d", "/tmp/count.wasm"],
-                                 capture_output=True, text=True).stdout
+            return subprocess.run(["chroot", str(root), "wasm-objdump", *flags, "/tmp/count.wasm"],
+                                  capture_output=True, text=True).stdout
         finally:
             inside.unlink()
-    else:
-        out = subprocess.run(["wasm-objdump", "-d", str(wasm)], capture_output=True, text=True).stdout
-    return out.count(op)
+    return subprocess.run(["wasm-objdump", *flags, str(wasm)], capture_output=True, text=True).stdout
+
+
+def kernel_count(root: Path | None, wasm: Path, op: str = "i32x4.dot_i16x8_s") -> int:
+    """How often `op` occurs in the wasm's code, by default ggml's SIMD dot product."""
+    return objdump(root, wasm, "-d").count(op)
 
 
 def build(cache: Path, variant: Variant = SIMD, log=print) -> Path | None:
@@ -373,18 +339,19 @@ def build(cache: Path, variant: Variant = SIMD, log=print) -> Path | None:
     return out
 
 
-def swap_glue(esm_index: Path, glue: Path, out: Path) -> None:
-    """wllama's esm/index.js with its embedded emscripten glue replaced by `glue`."""
+def swap_glue(esm_index: Path, glue: Path, out: Path, wasm32: bool = False) -> None:
+    """wllama's esm/index.js with its embedded emscripten glue replaced by `glue` (a JSPI build;
+    `wasm32`: with 32-bit memory, swap_glue.mjs says what that changes)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["node", str(RECIPE / "swap_glue.mjs"), str(esm_index), str(glue), str(out)],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["node", str(RECIPE / "swap_glue.mjs"), str(esm_index), str(glue), str(out),
+                    *(["--wasm32"] if wasm32 else [])], check=True, stdout=subprocess.DEVNULL)
 
 
 STOCK = {
     "id": "stock", "label": "stock wllama 3.8.1 (no SIMD kernels)",
     "module": "vendor/wllama/index.js", "wasm": "vendor/wllama/wasm/wllama.wasm",
     "compat": {"worker": "vendor/wllama-compat/wllama.js", "wasm": "vendor/wllama-compat/wllama.wasm"},
-    "webgpu": True, "simd_kernels": False, "requires": ["jspi", "memory64"],
+    "webgpu": True, "simd_kernels": False, "requires": ["jspi", "memory64"], "memory": "memory64",
 }
 
 
@@ -415,13 +382,14 @@ def assemble(dist: Path, cache: Path, log=print) -> dict:
             break
         info = _announce(variant, built, log)
         out = dist / "engine" / variant.id
-        swap_glue(WLLAMA_PKG / "esm" / "index.js", built / "wllama.js", out / "index.js")
+        swap_glue(WLLAMA_PKG / "esm" / "index.js", built / "wllama.js", out / "index.js", variant.memory == "wasm32")
         (out / "wasm").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built / "wllama.wasm", out / "wasm" / "wllama.wasm")
         entry = {
             "id": variant.id, "label": variant.label,
             "module": f"engine/{variant.id}/index.js", "wasm": f"engine/{variant.id}/wasm/wllama.wasm",
             "compat": None, "webgpu": False, "simd_kernels": True, "requires": list(variant.requires),
+            "memory": variant.memory,
             "toolchain": info["toolchain"], "wasm_bytes": info["wasm_bytes"], "dot_i16x8_s": info["dot_i16x8_s"],
             "relaxed_dot": info.get("relaxed_dot", 0), "relaxed_madd": info["relaxed_madd"],
             "build_seconds": info["build_seconds"],

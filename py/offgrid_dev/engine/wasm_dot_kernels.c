@@ -17,6 +17,11 @@
 //   pair sum is at most 2*15*127 = 3810.
 //   So every engine computes the same exact integer sums. Floats are multiplied and added
 //   separately, never fused, as upstream does.
+// - Prefill: ggml asks for 2 rows x 2 columns per call (its nrc == 2, which engine_build.py turns
+//   on for q4_1 on wasm, as ARM's i8mm build does); offgrid_vec_dot_q4_1_q8_1_2x2 unpacks each
+//   weight block once for both columns and loads each activation block once for both rows. Each
+//   of its four results goes through the same operations in the same order as a single call, so
+//   they are bit-identical to it.
 #if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
 
@@ -59,25 +64,71 @@ static inline int offgrid_hsum_i32x4(v128_t v) {
 #define OFFGRID_F16X4(p, i, f) wasm_f32x4_make(GGML_CPU_FP16_TO_FP32((p)[(i)].f), GGML_CPU_FP16_TO_FP32((p)[(i) + 1].f), \
                                                GGML_CPU_FP16_TO_FP32((p)[(i) + 2].f), GGML_CPU_FP16_TO_FP32((p)[(i) + 3].f))
 
-static void offgrid_vec_dot_q4_1_q8_1(int n, float * s, const block_q4_1 * x, const block_q8_1 * y) {
-    const int nb = n / QK8_1;
-    v128_t sumv = wasm_f32x4_splat(0.0f);
-    v128_t summ = wasm_f32x4_splat(0.0f);  // q4_1 weights are d * q + m: m * sum(y) = m * y.s
-    int ib = 0;
-    for (; ib + 3 < nb; ib += 4) {
-        const v128_t acc = offgrid_hsum4_i32x4(offgrid_dot_q4_y(x[ib].qs, y[ib].qs), offgrid_dot_q4_y(x[ib + 1].qs, y[ib + 1].qs),
-                                               offgrid_dot_q4_y(x[ib + 2].qs, y[ib + 2].qs), offgrid_dot_q4_y(x[ib + 3].qs, y[ib + 3].qs));
-        const v128_t d = wasm_f32x4_mul(OFFGRID_F16X4(x, ib, d), OFFGRID_F16X4(y, ib, d));
-        sumv = wasm_f32x4_add(sumv, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(acc), d));
-        summ = wasm_f32x4_add(summ, wasm_f32x4_mul(OFFGRID_F16X4(x, ib, m), OFFGRID_F16X4(y, ib, s)));
-    }
+// sumv += four blocks' integer sums (lane i = block ib + i) times their d products; summ += the
+// blocks' m * s terms (q4_1 weights are d * q + m: m * sum(y) = m * y.s).
+static inline void offgrid_q4_1_scale4(v128_t acc, const block_q4_1 * x, const block_q8_1 * y, int ib,
+                                       v128_t * sumv, v128_t * summ) {
+    const v128_t d = wasm_f32x4_mul(OFFGRID_F16X4(x, ib, d), OFFGRID_F16X4(y, ib, d));
+    *sumv = wasm_f32x4_add(*sumv, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(acc), d));
+    *summ = wasm_f32x4_add(*summ, wasm_f32x4_mul(OFFGRID_F16X4(x, ib, m), OFFGRID_F16X4(y, ib, s)));
+}
+
+// The dot product from the accumulated vectors and the blocks from ib on (fewer than four).
+static inline float offgrid_q4_1_finish(v128_t sumv, v128_t summ, const block_q4_1 * x, const block_q8_1 * y,
+                                        int ib, int nb) {
     float sumf = offgrid_hsum_f32x4(sumv) + offgrid_hsum_f32x4(summ);
     for (; ib < nb; ++ib) {
         sumf += offgrid_hsum_i32x4(offgrid_dot_q4_y(x[ib].qs, y[ib].qs)) *
                 (GGML_CPU_FP16_TO_FP32(x[ib].d) * GGML_CPU_FP16_TO_FP32(y[ib].d)) +
                 GGML_CPU_FP16_TO_FP32(x[ib].m) * GGML_CPU_FP16_TO_FP32(y[ib].s);
     }
-    *s = sumf;
+    return sumf;
+}
+
+static void offgrid_vec_dot_q4_1_q8_1(int n, float * s, const block_q4_1 * x, const block_q8_1 * y) {
+    const int nb = n / QK8_1;
+    v128_t sumv = wasm_f32x4_splat(0.0f);
+    v128_t summ = wasm_f32x4_splat(0.0f);
+    int ib = 0;
+    for (; ib + 3 < nb; ib += 4) {
+        const v128_t acc = offgrid_hsum4_i32x4(offgrid_dot_q4_y(x[ib].qs, y[ib].qs), offgrid_dot_q4_y(x[ib + 1].qs, y[ib + 1].qs),
+                                               offgrid_dot_q4_y(x[ib + 2].qs, y[ib + 2].qs), offgrid_dot_q4_y(x[ib + 3].qs, y[ib + 3].qs));
+        offgrid_q4_1_scale4(acc, x, y, ib, &sumv, &summ);
+    }
+    *s = offgrid_q4_1_finish(sumv, summ, x, y, ib, nb);
+}
+
+// s[0] = x0.y0, s[1] = x1.y0, s[bs] = x0.y1, s[bs + 1] = x1.y1 (ggml's nrc == 2 layout).
+static void offgrid_vec_dot_q4_1_q8_1_2x2(int n, float * s, size_t bs, const block_q4_1 * x0, const block_q4_1 * x1,
+                                          const block_q8_1 * y0, const block_q8_1 * y1) {
+    const int nb = n / QK8_1;
+    const v128_t m4 = wasm_i8x16_splat(0x0F);
+    const v128_t zero = wasm_i32x4_splat(0);
+    v128_t sumv[4], summ[4];  // [x0.y0, x1.y0, x0.y1, x1.y1]
+    for (int k = 0; k < 4; ++k) sumv[k] = summ[k] = wasm_f32x4_splat(0.0f);
+    int ib = 0;
+    for (; ib + 3 < nb; ib += 4) {
+        v128_t p[4][4];  // p[pair][block]
+        for (int k = 0; k < 4; ++k) {
+            const v128_t q0 = wasm_v128_load(x0[ib + k].qs), q1 = wasm_v128_load(x1[ib + k].qs);
+            const v128_t l0 = wasm_v128_and(q0, m4), h0 = wasm_u8x16_shr(q0, 4);
+            const v128_t l1 = wasm_v128_and(q1, m4), h1 = wasm_u8x16_shr(q1, 4);
+            const v128_t a0 = wasm_v128_load(y0[ib + k].qs), b0 = wasm_v128_load(y0[ib + k].qs + 16);
+            const v128_t a1 = wasm_v128_load(y1[ib + k].qs), b1 = wasm_v128_load(y1[ib + k].qs + 16);
+            p[0][k] = offgrid_dot_i8_u7(b0, h0, offgrid_dot_i8_u7(a0, l0, zero));
+            p[1][k] = offgrid_dot_i8_u7(b0, h1, offgrid_dot_i8_u7(a0, l1, zero));
+            p[2][k] = offgrid_dot_i8_u7(b1, h0, offgrid_dot_i8_u7(a1, l0, zero));
+            p[3][k] = offgrid_dot_i8_u7(b1, h1, offgrid_dot_i8_u7(a1, l1, zero));
+        }
+        offgrid_q4_1_scale4(offgrid_hsum4_i32x4(p[0][0], p[0][1], p[0][2], p[0][3]), x0, y0, ib, &sumv[0], &summ[0]);
+        offgrid_q4_1_scale4(offgrid_hsum4_i32x4(p[1][0], p[1][1], p[1][2], p[1][3]), x1, y0, ib, &sumv[1], &summ[1]);
+        offgrid_q4_1_scale4(offgrid_hsum4_i32x4(p[2][0], p[2][1], p[2][2], p[2][3]), x0, y1, ib, &sumv[2], &summ[2]);
+        offgrid_q4_1_scale4(offgrid_hsum4_i32x4(p[3][0], p[3][1], p[3][2], p[3][3]), x1, y1, ib, &sumv[3], &summ[3]);
+    }
+    s[0] = offgrid_q4_1_finish(sumv[0], summ[0], x0, y0, ib, nb);
+    s[1] = offgrid_q4_1_finish(sumv[1], summ[1], x1, y0, ib, nb);
+    s[bs] = offgrid_q4_1_finish(sumv[2], summ[2], x0, y1, ib, nb);
+    s[bs + 1] = offgrid_q4_1_finish(sumv[3], summ[3], x1, y1, ib, nb);
 }
 
 #endif
