@@ -97,7 +97,7 @@ def test_32_bit_builds_first_and_memory64_for_models_they_cannot_hold():
         [SAFARI, "wasm-st", WITH_COMPAT, "", 2 * gib],
     ])
     assert [g.get("id", g.get("error")) for g in got] == [
-        "relaxed", "simd", "relaxed", "simd64", "stock", "bad_field", "bad_field", "simd"]
+        "relaxed", "simd", "relaxed", "simd64", "stock", "bad_field", "out_of_memory", "simd"]
     assert got[3]["says"] == "simd64 (llama.cpp WASM SIMD kernels, Memory64 for large models)"
     assert "relaxed needs room for this model (32-bit memory holds models up to 3 GiB)" in got[3]["reason"]
     assert "relaxed" in got[5]["message"] and "3 GiB" in got[5]["message"] and got[5]["field"] == "engine"

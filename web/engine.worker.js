@@ -12,7 +12,7 @@ import {
   deleteModel, ensureStored, isCached, openModel, simulateQuota, storageEstimate, storedModels, WeightStoreError,
 } from './weight_store.js';
 import { budget, fitContext } from './memory_budget.js';
-import { describe, detectFeatures, fetchBuilds, loadBuild, selectBuild } from './engine_build.js';
+import { EngineBuildError, describe, detectFeatures, fetchBuilds, loadBuild, selectBuild } from './engine_build.js';
 
 /** @typedef {Blob | import('./weight_store.js').StoredModelFile} ModelFile  what the engine reads weights from */
 
@@ -367,16 +367,16 @@ async function loadModel(id, req, announce = true) {
     return diagnostics(id);
   }
   const failQuietly = (...args) => announce && fail(...args);
-  if (req.engine) { // refuse an engine build that cannot run before unloading anything
+  const model = announce ? await findModel(id, req) : (await catalog).models.find((m) => m.id === req.model_id);
+  if (!model) return;
+  if (req.engine) { // refuse an engine build that cannot run (or hold this model) before unloading anything
     const p = await probed;
     try {
-      selectBuild(detectFeatures(p), choose(p, req.backend, req.n_threads).backend, await builds, req.engine);
+      selectBuild(detectFeatures(p), choose(p, req.backend, req.n_threads).backend, await builds, req.engine, model.bytes || 0);
     } catch (err) {
       return failQuietly(id, err.code ?? 'bad_field', err.message, err.hint ?? '', err.field ?? 'engine');
     }
   }
-  const model = announce ? await findModel(id, req) : (await catalog).models.find((m) => m.id === req.model_id);
-  if (!model) return;
   // Refuse (or shrink the context) before downloading anything that cannot run here.
   let fit = { nCtx: req.n_ctx, notice: '' };
   if (model.n_layer) {
@@ -421,7 +421,7 @@ async function loadModel(id, req, announce = true) {
     post(T.ModelLoaded, state.loadedInfo, id);
     diagnostics(id);
   } catch (err) {
-    if (err?.code === 'bad_field') return failQuietly(id, err.code, err.message, err.hint, err.field);
+    if (err instanceof EngineBuildError || err?.code === 'bad_field') return failQuietly(id, err.code, err.message, err.hint, err.field);
     failQuietly(id, err instanceof WeightStoreError ? 'integrity' : 'load_failed', `Could not load ${model.name}: ${err?.message ?? err}`, 'Try reloading the page; if it persists, delete the cached model.');
   }
 }
@@ -430,7 +430,8 @@ async function loadModel(id, req, announce = true) {
  * Start llama.cpp on `choice`'s backend with the weights in `blob`, in the engine
  * build that `req.engine` names or that suits this browser, backend and model
  * size (buildOf says which). An unknown or unusable `req.engine` throws an
- * EngineBuildError (code bad_field, field engine).
+ * EngineBuildError (code bad_field, field engine); a model no build here can
+ * hold, one with code out_of_memory.
  * @param {ModelFile} blob
  * @param {{n_ctx: number, engine: string}} req
  * @param {import('./backend.js').Choice} choice

@@ -27,15 +27,15 @@ const COMPAT_LIFTS = new Set(['jspi', 'memory64']);
 
 /** The largest model file a 32-bit build takes: its memory ends at 4 GiB, and the
  * file, the KV cache and the compute buffers all live in it. */
-export const WASM32_MODEL_LIMIT = 3 * 2 ** 30;
+const WASM32_MODEL_LIMIT = 3 * 2 ** 30;
 const TOO_LARGE = 'room for this model (32-bit memory holds models up to 3 GiB)';
 
 export class EngineBuildError extends Error {
-  /** @param {string} message @param {string} hint */
-  constructor(message, hint) {
+  /** @param {string} message @param {string} hint @param {string} code @param {string} field */
+  constructor(message, hint, code = 'bad_field', field = 'engine') {
     super(message);
-    this.code = 'bad_field';
-    this.field = 'engine';
+    this.code = code;
+    this.field = field;
     this.hint = hint;
   }
 }
@@ -108,7 +108,7 @@ export function selectBuild(features, backend, builds, requested = '', modelByte
     return a;
   };
   if (runs.length === 0) {
-    if (!(modelBytes <= WASM32_MODEL_LIMIT)) throw new EngineBuildError(`No engine build here can hold a model of ${(modelBytes / 2 ** 30).toFixed(1)} GiB: this browser lacks ${['jspi', 'memory64'].filter((r) => !features[r]).join(' and ')}, which models over 3 GiB need.`, 'Use a smaller model, or a current Chrome or Edge.');
+    if (!(modelBytes <= WASM32_MODEL_LIMIT)) throw new EngineBuildError(`No engine build here can hold a model of ${(modelBytes / 2 ** 30).toFixed(1)} GiB: this browser lacks ${['jspi', 'memory64'].filter((r) => !features[r]).join(' and ')}, which models over 3 GiB need.`, 'Use a smaller model, or a current Chrome or Edge.', 'out_of_memory', '');
     throw new EngineBuildError('No engine build runs in this browser.', 'Use a current Chrome, Edge, Firefox or Safari.');
   }
   const build = runs.reduce(better);

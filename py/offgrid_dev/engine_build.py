@@ -4,10 +4,10 @@ The stock @wllama/wllama wasm is built with ggml's generic C code: under
 Emscripten, CMake reports the processor as x86. We build wllama's own C++ glue
 and CMake project (from its npm package) against the llama.cpp that the
 llama-cpp-python 0.3.36 sdist vendors, CPU only, with
-`-DEMSCRIPTEN_SYSTEM_PROCESSOR=wasm64`, in a Debian sid chroot that has
-emscripten. The new glue is swapped into wllama's published esm/index.js (one
-embedded string), so the JS API is unchanged. Recipe and measurements:
-../shared/wasm-simd/RECIPE.md.
+`-DEMSCRIPTEN_SYSTEM_PROCESSOR` set to wasm32/wasm64, in a Debian sid chroot that
+has emscripten, with our kernels and patches (engine_patches.py). The new glue is
+swapped into wllama's published esm/index.js (one embedded string), so the JS API
+is unchanged. Recipe and measurements: ../shared/wasm-simd/RECIPE.md.
 
 Inputs, each pinned and checked: wllama from node_modules (npm ci checked it
 against package-lock.json's integrity), the sdist by its sha256, the Debian
@@ -85,8 +85,8 @@ WASM32 = (("CMAKE_EXTRA", "-DWLLAMA_MEM64=OFF -DLLAMA_WASM_MEM64=OFF"), ("PROC",
 SIMD_COMPAT = Variant("simd-compat", "simd, compat flavour (asyncify, wasm32)",
                       env=(("CMAKE_EXTRA", "-DWLLAMA_COMPAT=ON -DLLAMA_WASM_MEM64=OFF"), ("PROC", "wasm32")),
                       requires=("simd128",), tree="compat")
-# JSPI with 32-bit memory, as the browser's own apps mostly are: 10-25% faster than Memory64 here
-# (bench/RESULTS.md), for models that fit in 4 GiB of wasm memory.
+# JSPI with 32-bit memory: 10-25% faster than Memory64 here (Memory64 loads and stores are
+# bounds-checked; bench/RESULTS.md), for models that fit in 4 GiB of wasm memory.
 SIMD = Variant("simd", "simd (llama.cpp WASM SIMD kernels)", env=WASM32, compat=SIMD_COMPAT)
 # Relaxed SIMD for our dot products only (wasm_dot_kernels.c: exact integer dot products, the same
 # result on every engine). Not -ffp-contract=fast: with it clang fused multiply-adds all over
