@@ -75,8 +75,13 @@ class Variant:
     env: tuple[tuple[str, str], ...] = ()
     requires: tuple[str, ...] = ("jspi", "simd128")
     tree: str = "wasm32"
-    memory: str = "wasm32"  # or "memory64"; web/engine_build.js keeps models too large for wasm32 off it
     compat: "Variant | None" = None  # its asyncify + wasm32 flavour, for browsers without JSPI
+
+    @property
+    def memory(self) -> str:
+        """'wasm32' or 'memory64', from the processor it is compiled for (build-in-chroot.sh's PROC,
+        wasm64 unless set); web/engine_build.js keeps models too large for wasm32 off it."""
+        return "wasm32" if dict(self.env).get("PROC") == "wasm32" else "memory64"
 
 
 WASM32 = (("CMAKE_EXTRA", "-DWLLAMA_MEM64=OFF -DLLAMA_WASM_MEM64=OFF"), ("PROC", "wasm32"))
@@ -95,7 +100,7 @@ RELAXED = Variant("relaxed", "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD
                   env=(*WASM32, ("CPU_CFLAGS", "-mrelaxed-simd")), requires=("jspi", "simd128", "relaxed_simd"))
 # Memory64, as upstream wllama builds it: for a model too large for 32-bit memory.
 SIMD64 = Variant("simd64", "simd64 (llama.cpp WASM SIMD kernels, Memory64 for large models)",
-                 requires=("jspi", "memory64", "simd128"), tree="memory64", memory="memory64")
+                 requires=("jspi", "memory64", "simd128"), tree="memory64")
 VARIANTS = (SIMD, RELAXED, SIMD64)
 
 
