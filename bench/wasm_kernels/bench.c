@@ -177,6 +177,46 @@ static void prepared_q8_0(int n, float *s, size_t bs, const void *vx, size_t bx,
 }
 #endif
 
+// Decode: one activation column times a matrix 576 wide (SmolLM2's rows), once within the caches
+// (1 MiB) and once bigger than them (a token streams 66 MB of q4_1 weights): one row per call
+// against four rows per call (offgrid_vec_dot_q4_1_q8_1_4x1), whose results must equal the single
+// calls' bit for bit.
+#define DN 576
+#define DROWS 131072
+static void time_decode(void) {
+    const int nb = DN / 32;
+    const size_t bx = sizeof(block_q4_1) * nb;
+    block_q4_1 *x = malloc(bx * DROWS);
+    float *out = malloc(sizeof(float) * DROWS), *out4 = malloc(sizeof(float) * DROWS);
+    for (size_t i = 0; i < (size_t)nb * DROWS; i++) {
+        x[i] = X41[i % ROWS][i % (N / 32)];
+        x[i].qs[i % 16] ^= (uint8_t)i;
+    }
+    const int sizes[2] = {1 << 20, DROWS * (int)bx};
+    for (int si = 0; si < 2; si++) {
+        const int rows = sizes[si] / (int)bx / 4 * 4, reps = DROWS / rows;
+        double best1 = 1e9, best4 = 1e9;
+        for (int rep = 0; rep < 7; rep++) {
+            double t0 = now_ms();
+            for (int k = 0; k < reps; k++)
+                for (int r = 0; r < rows; r++) offgrid_vec_dot_q4_1_q8_1(DN, &out[r], x + (size_t)r * nb, Y81);
+            double t1 = now_ms();
+            for (int k = 0; k < reps; k++)
+                for (int r = 0; r < rows; r += 4) offgrid_vec_dot_q4_1_q8_1_4x1(DN, &out4[r], x + (size_t)r * nb, bx, Y81);
+            double t2 = now_ms();
+            if (t1 - t0 < best1) best1 = t1 - t0;
+            if (t2 - t1 < best4) best4 = t2 - t1;
+        }
+        int mismatches = 0;
+        for (int r = 0; r < rows; r++) mismatches += memcmp(&out[r], &out4[r], sizeof(float)) != 0;
+        const double n = (double)rows * reps;
+        printf("q4_1 decode %5.1f MB 1 row/call  %6.1f ns/row  %5.2f GB/s\n", sizes[si] / 1e6, best1 * 1e6 / n, bx * n / best1 / 1e6);
+        printf("q4_1 decode %5.1f MB 4 rows/call %6.1f ns/row  %5.2f GB/s  results differing from single calls: %d\n",
+               sizes[si] / 1e6, best4 * 1e6 / n, bx * n / best4 / 1e6, mismatches);
+    }
+    free(x); free(out); free(out4);
+}
+
 int main(void) {
     for (int i = 0; i < 65536; i++) table_f32_f16[i] = h2f((uint16_t)i);
     srand(1);
@@ -206,6 +246,7 @@ int main(void) {
     time_it("q8_0 x q8_0 upstream", upstream_vec_dot_q8_0_q8_0, X80, sizeof X80[0], Y80, (void *)ref_q8_0);
     time_it("q4_1 x q8_1 offgrid", ours_q4_1_q8_1, X41, sizeof X41[0], Y81, (void *)ref_q4_1);
     time_2x2();
+    time_decode();
     time_it("q4_0 x q8_0 offgrid", ours_q4_0_q8_0, X40, sizeof X40[0], Y80, (void *)ref_q4_0);
 #ifdef __wasm_relaxed_simd__
     prepare_y(Y80);

@@ -12,7 +12,7 @@ mountpoint -q "$chroot_dir/proc" || mount --bind /proc "$chroot_dir/proc"
 # Node (the chroot's) and Chromium: V8 versions differ, and Chromium is what the app runs in.
 for v in simd relaxed; do
   flags="-msimd128"; [ $v = relaxed ] && flags="$flags -mrelaxed-simd"
-  chroot "$chroot_dir" bash -c "cd /tmp/wasm_kernels/bench/wasm_kernels && emcc -O3 $flags -sINITIAL_MEMORY=64MB \
+  chroot "$chroot_dir" bash -c "cd /tmp/wasm_kernels/bench/wasm_kernels && emcc -O3 $flags -sINITIAL_MEMORY=192MB \
     -sSINGLE_FILE -sENVIRONMENT=web,node bench.c -o bench-$v.js 2>&1 | grep -v -e warning -e INFO || true; node bench-$v.js"
   cp "$work/bench/wasm_kernels/bench-$v.js" "$here/bench-$v.js"
 done

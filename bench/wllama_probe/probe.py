@@ -76,13 +76,16 @@ def main() -> None:
             for build, threads, rep, opts in configs:
                 opts = dict(opts)
                 compat = opts.pop("compat", False)
+                rtt = opts.pop("rtt", False)  # also time wllama's per-token worker round trip
                 ctx = browser.new_context()
                 page = ctx.new_page()
                 q = {"variant": build, "threads": threads, "model": f"/model/{MODEL}", "runs": runs, "n": n, "rep": rep,
-                     "opts": json.dumps(opts), **({"compat": 1} if compat else {})}
+                     "opts": json.dumps(opts), **({"compat": 1} if compat else {}), **({"rtt": 1} if rtt else {})}
                 page.goto(f"{url}?{urllib.parse.urlencode(q)}")
                 page.wait_for_function("window.__result !== null", timeout=900_000)
                 r = page.evaluate("window.__result")
+                if rtt:
+                    print(page.inner_text("#log"), flush=True)
                 ctx.close()
                 label = build + (", compat flavour" if compat else "")
                 if not r.get("ok"):
