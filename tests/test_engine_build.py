@@ -89,7 +89,8 @@ def test_served_simd_wasm_has_the_dot_product_kernels_and_stock_has_none(dist):
 
 def test_each_build_has_the_memory_it_says_and_its_worker_code_knows_it(dist):
     """A wasm32 JSPI build imports a 32-bit memory and its wllama bundle treats pointers as
-    numbers (swap_glue.mjs --wasm32); a Memory64 one imports an i64 memory and keeps wllama's code."""
+    numbers (swap_glue.mjs --wasm32); a Memory64 one imports an i64 memory that may grow past
+    4 GiB, and its bundle makes one that large."""
     _require_simd(_builds(dist))
     root = _objdump()
     if root is None:
@@ -99,8 +100,16 @@ def test_each_build_has_the_memory_it_says_and_its_worker_code_knows_it(dist):
         memory = [line for line in imports.splitlines() if "memory[0]" in line]
         assert len(memory) == 1, (b["id"], imports[:500])
         assert ("i64" in memory[0]) == (b["memory"] == "memory64"), (b["id"], memory)
-        marked = "isCompat = true; /* Offgrid: a wasm32 JSPI build */" in (dist / b["module"]).read_text()
+        # It may grow to what builds.json says (selection and the memory budget go by that).
+        assert f" max={b['max_memory'] // 65536} " in memory[0] + " ", (b["id"], memory)
+        module = (dist / b["module"]).read_text()
+        marked = "isCompat = true; /* Offgrid: a wasm32 JSPI build */" in module
         assert marked == (b["memory"] == "wasm32"), b["id"]
+        # wllama's worker makes the memory itself: as large as the build may grow.
+        if b["memory"] == "memory64" and b["id"] != "stock":
+            assert f"let maxBytes = {b['max_memory'] // 2 ** 30} * 1024 * 1024 * 1024;" in module, b["id"]
+    simd64 = next((b for b in _builds(dist)["builds"] if b["id"] == "simd64"), None)
+    assert simd64 is not None and simd64["max_memory"] == engine_patches.MEMORY64_MAX_GIB * 2 ** 30 > 4 * 2 ** 30
 
 
 def test_wllama_cmake_gets_memory64_as_an_option():
@@ -109,7 +118,12 @@ def test_wllama_cmake_gets_memory64_as_an_option():
     assert out.index(engine_patches.MEM64_OPTION) < out.index("if (WLLAMA_COMPAT)")
     # Both places of the JSPI build take the flag from the option; nothing else changes.
     assert out.count("-sMEMORY64=1") == 1 and out.count("        ${WLLAMA_MEM64_FLAG}\n") == 2
-    assert out.replace("        ${WLLAMA_MEM64_FLAG}\n", "        -sMEMORY64=1\n").replace(engine_patches.MEM64_OPTION, "") == text
+    # The maximum memory from the option too: 16 GiB with Memory64 (not in the compat flavour).
+    assert out.count("    -sMAXIMUM_MEMORY=${WLLAMA_MAX_MEMORY}\n") == 1 and "-sMAXIMUM_MEMORY=4096MB" not in out
+    assert f"set(WLLAMA_MAX_MEMORY {engine_patches.MEMORY64_MAX_GIB}GB)" in engine_patches.MEM64_OPTION
+    assert "if (WLLAMA_MEM64 AND NOT WLLAMA_COMPAT)" in engine_patches.MEM64_OPTION
+    assert (out.replace("        ${WLLAMA_MEM64_FLAG}\n", "        -sMEMORY64=1\n").replace(engine_patches.MEM64_OPTION, "")
+            .replace("${WLLAMA_MAX_MEMORY}", "4096MB")) == text
 
 
 def test_the_relaxed_build_has_relaxed_dot_products_and_no_fused_float_ops(dist):

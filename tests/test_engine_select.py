@@ -14,11 +14,11 @@ from offgrid_dev import engine_build
 ROOT = Path(__file__).resolve().parents[1]
 SIMD = {"id": "simd", "label": "simd (llama.cpp WASM SIMD kernels)", "module": "engine/simd/index.js",
         "wasm": "engine/simd/wasm/wllama.wasm", "compat": None, "webgpu": False, "simd_kernels": True,
-        "requires": ["jspi", "simd128"], "memory": "wasm32"}
+        "requires": ["jspi", "simd128"], "memory": "wasm32", "max_memory": 4 * 2 ** 30}
 RELAXED = {**SIMD, "id": "relaxed", "label": "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD integer dot products)",
            "requires": ["jspi", "simd128", "relaxed_simd"]}
 SIMD64 = {**SIMD, "id": "simd64", "label": "simd64 (llama.cpp WASM SIMD kernels, Memory64 for large models)",
-          "requires": ["jspi", "memory64", "simd128"], "memory": "memory64"}
+          "requires": ["jspi", "memory64", "simd128"], "memory": "memory64", "max_memory": 16 * 2 ** 30}
 ALL = {"builds": [engine_build.STOCK, SIMD, RELAXED, SIMD64], "default_cpu": "simd"}
 # The simd build with its compat flavour (asyncify, wasm32), as the site ships it.
 SIMD_COMPAT = {**SIMD, "compat": {"worker": "engine/simd/compat/wllama.js", "wasm": "engine/simd/compat/wllama.wasm"}}
@@ -91,15 +91,21 @@ def test_32_bit_builds_first_and_memory64_for_models_they_cannot_hold():
         [{**CHROME, "relaxed_simd": False}, "wasm-st", ALL, "", gib],  # simd (wasm32) before simd64
         [{**CHROME, "memory64": False}, "wasm-st", ALL, "", gib],  # wasm32 builds need no Memory64
         [CHROME, "wasm-mt", ALL, "", 3 * gib + 1],         # too large for 32-bit memory: simd64
-        [{**CHROME, "simd128": False, "relaxed_simd": False}, "wasm-st", ALL, "", 5 * gib],  # stock (Memory64)
+        [{**CHROME, "simd128": False, "relaxed_simd": False}, "wasm-st", ALL, "", 2 * gib],  # stock, without SIMD128
         [CHROME, "wasm-st", ALL, "relaxed", 4 * gib],      # forced, but it cannot hold the model
-        [SAFARI, "wasm-st", WITH_COMPAT, "", 4 * gib],     # compat flavours are wasm32: nothing can
+        [SAFARI, "wasm-st", {**WITH_COMPAT, "builds": [*WITH_COMPAT["builds"], SIMD64]}, "", 4 * gib],  # compat flavours are wasm32
         [SAFARI, "wasm-st", WITH_COMPAT, "", 2 * gib],
+        [CHROME, "wasm-mt", ALL, "", 12 * gib],            # simd64's 16 GiB memory takes 3/4 of it
+        [CHROME, "wasm-mt", ALL, "", 12 * gib + 1],        # more than any build here can hold
+        [CHROME, "wasm-st", ALL, "stock", 5 * gib],        # stock's Memory64 stops at 4 GiB (upstream's)
     ])
     assert [g.get("id", g.get("error")) for g in got] == [
-        "relaxed", "simd", "relaxed", "simd64", "stock", "bad_field", "out_of_memory", "simd"]
+        "relaxed", "simd", "relaxed", "simd64", "stock", "bad_field", "out_of_memory", "simd",
+        "simd64", "out_of_memory", "bad_field"]
     assert got[3]["says"] == "simd64 (llama.cpp WASM SIMD kernels, Memory64 for large models)"
-    assert "relaxed needs room for this model (32-bit memory holds models up to 3 GiB)" in got[3]["reason"]
+    assert "relaxed needs room for this model (its 4 GiB memory holds models up to 3 GiB)" in got[3]["reason"]
     assert "relaxed" in got[5]["message"] and "3 GiB" in got[5]["message"] and got[5]["field"] == "engine"
     assert "4.0 GiB" in got[6]["message"] and "jspi and memory64" in got[6]["message"]
     assert got[7]["says"].endswith("compat flavour (asyncify, wasm32)")
+    assert "12.0 GiB" in got[9]["message"] and "the largest engine memory here (16 GiB) holds models up to 12 GiB" in got[9]["message"]
+    assert "its 4 GiB memory holds models up to 3 GiB" in got[10]["message"]

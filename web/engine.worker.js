@@ -11,8 +11,8 @@ import * as selfTest from './self_test.js';
 import {
   deleteModel, ensureStored, isCached, openModel, simulateQuota, storageEstimate, storedModels, WeightStoreError,
 } from './weight_store.js';
-import { budget, fitContext } from './memory_budget.js';
-import { EngineBuildError, describe, detectFeatures, fetchBuilds, loadBuild, selectBuild } from './engine_build.js';
+import { ENGINE_MAX_BYTES, budget, fitContext } from './memory_budget.js';
+import { EngineBuildError, describe, detectFeatures, fetchBuilds, loadBuild, memoryOf, selectBuild } from './engine_build.js';
 
 /** @typedef {Blob | import('./weight_store.js').StoredModelFile} ModelFile  what the engine reads weights from */
 
@@ -356,6 +356,20 @@ async function unload() {
 }
 
 /**
+ * What the WebAssembly memory of the build that would load this model may grow to (its
+ * builds.json max_memory, 32-bit for a compat flavour); 4 GiB when no build would.
+ */
+async function engineMemory(p, req, model) {
+  try {
+    const features = detectFeatures(p);
+    const { build } = selectBuild(features, choose(p, req.backend, req.n_threads).backend, await builds, req.engine, model.bytes || 0);
+    return memoryOf(build, features);
+  } catch {
+    return ENGINE_MAX_BYTES;
+  }
+}
+
+/**
  * Load a model for request `id`. With `announce` false (the warm-up at start)
  * nothing is posted but download progress: the controller's own LoadModel
  * then finds the model loaded and gets its ModelLoaded at once.
@@ -381,7 +395,7 @@ async function loadModel(id, req, announce = true) {
   let fit = { nCtx: req.n_ctx, notice: '' };
   if (model.n_layer) {
     const p = await probed;
-    const planned = fitContext(model, req.n_ctx, budget(simulatedMemoryGb || p.deviceMemoryGb));
+    const planned = fitContext(model, req.n_ctx, budget(simulatedMemoryGb || p.deviceMemoryGb, await engineMemory(p, req, model)));
     if (planned.nCtx === null) {
       return failQuietly(id, 'out_of_memory', planned.reason, 'Choose a smaller model, or a smaller context size in Settings.', 'n_ctx');
     }

@@ -10,7 +10,8 @@
  * @typedef {{worker: string, wasm: string}} CompatPaths  site-root relative
  * @typedef {{
  *   id: string, label: string, module: string, wasm: string, compat: CompatPaths | null,
- *   webgpu: boolean, simd_kernels: boolean, requires: string[], memory: 'wasm32' | 'memory64' }} Build
+ *   webgpu: boolean, simd_kernels: boolean, requires: string[], memory: 'wasm32' | 'memory64',
+ *   max_memory?: number }} Build  max_memory: bytes its memory may grow to (4 GiB where not said)
  * @typedef {{builds: Build[], default_cpu: string}} Builds
  * @typedef {{simd128: boolean, relaxed_simd: boolean, jspi: boolean, memory64: boolean}} Features
  * @typedef {{build: Build, reason: string}} Selection
@@ -25,10 +26,15 @@ const RELAXED_WASM = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0
 /** Requirements that a build's compat (asyncify, wasm32) flavour does without. */
 const COMPAT_LIFTS = new Set(['jspi', 'memory64']);
 
-/** The largest model file a 32-bit build takes: its memory ends at 4 GiB, and the
- * file, the KV cache and the compute buffers all live in it. */
-const WASM32_MODEL_LIMIT = 3 * 2 ** 30;
-const TOO_LARGE = 'room for this model (32-bit memory holds models up to 3 GiB)';
+const GIB = 2 ** 30;
+/** A build takes model files up to 3/4 of its memory: the file, the KV cache and the
+ * compute buffers all live in it (3 GiB for a 32-bit build, 12 for Memory64's 16). */
+const MODEL_SHARE = 0.75;
+/** The 32-bit memory of every compat (asyncify) flavour. */
+const WASM32_MAX = 4 * GIB;
+/** @param {number} maxMemory @returns {number} */
+const modelLimit = (maxMemory) => MODEL_SHARE * maxMemory;
+const tooLarge = (maxMemory) => `room for this model (its ${maxMemory / GIB} GiB memory holds models up to ${modelLimit(maxMemory) / GIB} GiB)`;
 
 export class EngineBuildError extends Error {
   /** @param {string} message @param {string} hint @param {string} code @param {string} field */
@@ -66,10 +72,18 @@ export function detectFeatures(probe) {
  */
 export function fit(build, f, modelBytes = 0) {
   const missing = build.requires.filter((r) => !f[r]);
-  const fits32 = modelBytes <= WASM32_MODEL_LIMIT;
-  if (missing.length === 0 && (build.memory !== 'wasm32' || fits32)) return { mode: 'native', missing };
+  const max = build.max_memory || WASM32_MAX;
+  const fits = modelBytes <= modelLimit(max);
+  const fits32 = modelBytes <= modelLimit(WASM32_MAX);
+  if (missing.length === 0 && fits) return { mode: 'native', missing };
   if (build.compat && missing.every((r) => COMPAT_LIFTS.has(r)) && fits32) return { mode: 'compat', missing };
-  return { mode: '', missing: fits32 ? missing : [...missing, TOO_LARGE] };
+  if (missing.length === 0 || (build.compat && missing.every((r) => COMPAT_LIFTS.has(r)))) return { mode: '', missing: [...missing, tooLarge(missing.length ? WASM32_MAX : max)] };
+  return { mode: '', missing };
+}
+
+/** The memory the build runs with here: its own, or its compat flavour's 32-bit one. @param {Build} build @param {Features} f */
+export function memoryOf(build, f) {
+  return fit(build, f).mode === 'compat' ? WASM32_MAX : build.max_memory || WASM32_MAX;
 }
 
 /**
@@ -91,7 +105,7 @@ export function selectBuild(features, backend, builds, requested = '', modelByte
       throw new EngineBuildError(`Engine build "${requested}" has no WebGPU backend.`, 'Ask for backend wasm-mt or wasm-st with it, or leave engine empty.');
     }
     const { mode, missing } = fit(build, features, modelBytes);
-    if (!mode) throw new EngineBuildError(`Engine build "${requested}" needs ${missing.join(', ')}, which ${missing.includes(TOO_LARGE) ? 'it lacks here' : 'this browser lacks'}.`, 'Leave engine empty to choose one that runs here.');
+    if (!mode) throw new EngineBuildError(`Engine build "${requested}" needs ${missing.join(', ')}, which ${missing.some((m) => m.startsWith('room')) ? 'it lacks here' : 'this browser lacks'}.`, 'Leave engine empty to choose one that runs here.');
     return { build, reason: `engine ${requested} requested` };
   }
   const runs = list.filter((b) => fit(b, features, modelBytes).mode);
@@ -108,7 +122,15 @@ export function selectBuild(features, backend, builds, requested = '', modelByte
     return a;
   };
   if (runs.length === 0) {
-    if (!(modelBytes <= WASM32_MODEL_LIMIT)) throw new EngineBuildError(`No engine build here can hold a model of ${(modelBytes / 2 ** 30).toFixed(1)} GiB: this browser lacks ${['jspi', 'memory64'].filter((r) => !features[r]).join(' and ')}, which models over 3 GiB need.`, 'Use a smaller model, or a current Chrome or Edge.', 'out_of_memory', '');
+    if (list.some((b) => fit(b, features).mode)) {
+      // Builds run here, none holds the model: say what the largest memory on the site would take.
+      const largest = Math.max(...list.map((b) => b.max_memory || WASM32_MAX));
+      const lacking = ['jspi', 'memory64'].filter((r) => !features[r]);
+      const why = modelBytes <= modelLimit(largest) && lacking.length
+        ? `this browser lacks ${lacking.join(' and ')}, which models over ${modelLimit(WASM32_MAX) / GIB} GiB need`
+        : `the largest engine memory here (${largest / GIB} GiB) holds models up to ${modelLimit(largest) / GIB} GiB`;
+      throw new EngineBuildError(`No engine build here can hold a model of ${(modelBytes / GIB).toFixed(1)} GiB: ${why}.`, 'Use a smaller model, or a current Chrome or Edge.', 'out_of_memory', '');
+    }
     throw new EngineBuildError('No engine build runs in this browser.', 'Use a current Chrome, Edge, Firefox or Safari.');
   }
   const build = runs.reduce(better);

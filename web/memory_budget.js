@@ -10,7 +10,7 @@
 const MB = 1024 * 1024;
 const UBATCH = 512; // llama.cpp's default micro-batch
 const OVERHEAD = 64 * MB; // wasm runtime, tokenizer, server state
-/** Memory64 and wasm32 builds alike are linked with a 4 GiB maximum (65536 pages). */
+/** A wasm32 build's memory, and any build's that does not say (builds.json's max_memory). */
 export const ENGINE_MAX_BYTES = 4 * 1024 * MB;
 /** A tab can count on about half of what the device reports. */
 const DEVICE_SHARE = 0.5;
@@ -36,14 +36,15 @@ export function estimate(m, nCtx) {
 /**
  * How many bytes this model may use here, and why.
  * @param {number} deviceMemoryGb navigator.deviceMemory (0: the browser does not say)
+ * @param {number} engineMaxBytes what the engine build's WebAssembly memory may grow to
  * @returns {{bytes: number, why: string}}
  */
-export function budget(deviceMemoryGb) {
+export function budget(deviceMemoryGb, engineMaxBytes = ENGINE_MAX_BYTES) {
   const device = deviceMemoryGb > 0 ? deviceMemoryGb * 1024 * MB * DEVICE_SHARE : Infinity;
-  if (device < ENGINE_MAX_BYTES) {
+  if (device < engineMaxBytes) {
     return { bytes: device, why: `about half of this device's ${deviceMemoryGb} GB of memory` };
   }
-  return { bytes: ENGINE_MAX_BYTES, why: 'the engine\'s 4 GB WebAssembly memory' };
+  return { bytes: engineMaxBytes, why: `the engine's ${engineMaxBytes / (1024 * MB)} GB WebAssembly memory` };
 }
 
 const fmt = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : `${Math.round(n / 1e6)} MB`);

@@ -83,6 +83,12 @@ class Variant:
         wasm64 unless set); web/engine_build.js keeps models too large for wasm32 off it."""
         return "wasm32" if dict(self.env).get("PROC") == "wasm32" else "memory64"
 
+    @property
+    def max_memory(self) -> int:
+        """Bytes its memory may grow to: 4 GiB for wasm32; for Memory64 what engine_patches links
+        it with (and swap_glue lets wllama's worker make)."""
+        return (4 if self.memory == "wasm32" else engine_patches.MEMORY64_MAX_GIB) * 2 ** 30
+
 
 WASM32 = (("CMAKE_EXTRA", "-DWLLAMA_MEM64=OFF -DLLAMA_WASM_MEM64=OFF"), ("PROC", "wasm32"))
 # wllama's compat flavour (Safari, and any browser without JSPI): asyncify instead of JSPI, JS
@@ -344,12 +350,13 @@ def build(cache: Path, variant: Variant = SIMD, log=print) -> Path | None:
     return out
 
 
-def swap_glue(esm_index: Path, glue: Path, out: Path, wasm32: bool = False) -> None:
-    """wllama's esm/index.js with its embedded emscripten glue replaced by `glue` (a JSPI build;
-    `wasm32`: with 32-bit memory, swap_glue.mjs says what that changes)."""
+def swap_glue(esm_index: Path, glue: Path, out: Path, variant: Variant) -> None:
+    """wllama's esm/index.js with its embedded emscripten glue replaced by `glue` (the JSPI build
+    of `variant`; swap_glue.mjs says what its memory changes in wllama's worker code)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["node", str(RECIPE / "swap_glue.mjs"), str(esm_index), str(glue), str(out),
-                    *(["--wasm32"] if wasm32 else [])], check=True, stdout=subprocess.DEVNULL)
+    memory = ["--wasm32"] if variant.memory == "wasm32" else ["--max-memory-gib", str(variant.max_memory // 2 ** 30)]
+    subprocess.run(["node", str(RECIPE / "swap_glue.mjs"), str(esm_index), str(glue), str(out), *memory],
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 STOCK = {
@@ -357,6 +364,7 @@ STOCK = {
     "module": "vendor/wllama/index.js", "wasm": "vendor/wllama/wasm/wllama.wasm",
     "compat": {"worker": "vendor/wllama-compat/wllama.js", "wasm": "vendor/wllama-compat/wllama.wasm"},
     "webgpu": True, "simd_kernels": False, "requires": ["jspi", "memory64"], "memory": "memory64",
+    "max_memory": 4 * 2 ** 30,  # upstream links (and its worker makes) every memory with 4 GiB at most
 }
 
 
@@ -387,14 +395,14 @@ def assemble(dist: Path, cache: Path, log=print) -> dict:
             break
         info = _announce(variant, built, log)
         out = dist / "engine" / variant.id
-        swap_glue(WLLAMA_PKG / "esm" / "index.js", built / "wllama.js", out / "index.js", variant.memory == "wasm32")
+        swap_glue(WLLAMA_PKG / "esm" / "index.js", built / "wllama.js", out / "index.js", variant)
         (out / "wasm").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built / "wllama.wasm", out / "wasm" / "wllama.wasm")
         entry = {
             "id": variant.id, "label": variant.label,
             "module": f"engine/{variant.id}/index.js", "wasm": f"engine/{variant.id}/wasm/wllama.wasm",
             "compat": None, "webgpu": False, "simd_kernels": True, "requires": list(variant.requires),
-            "memory": variant.memory,
+            "memory": variant.memory, "max_memory": variant.max_memory,
             "toolchain": info["toolchain"], "wasm_bytes": info["wasm_bytes"], "dot_i16x8_s": info["dot_i16x8_s"],
             "relaxed_dot": info.get("relaxed_dot", 0), "relaxed_madd": info["relaxed_madd"],
             "build_seconds": info["build_seconds"],

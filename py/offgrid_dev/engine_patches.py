@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 # Bump when a patch here changes: it is in every engine cache key and the sources stamp.
-SOURCE_PATCH = 5
+SOURCE_PATCH = 6
 QUANTS_C = Path("llama.cpp/ggml/src/ggml-cpu/arch/wasm/quants.c")
 OPS_CPP = Path("llama.cpp/ggml/src/ggml-cpu/ops.cpp")
 GGML_CPU_C = Path("llama.cpp/ggml/src/ggml-cpu/ggml-cpu.c")
@@ -129,10 +129,15 @@ JSPI_FLAGS = """else()
 """
 
 
-MEM64_OPTION = """option(WLLAMA_MEM64 "Offgrid: Memory64 in the JSPI build" ON)
+# The most memory a Memory64 build may grow to: V8's limit for a 64-bit memory (wasm32 stops at 4).
+MEMORY64_MAX_GIB = 16
+MAX_MEMORY = "    -sMAXIMUM_MEMORY=4096MB\n"
+MEM64_OPTION = f"""option(WLLAMA_MEM64 "Offgrid: Memory64 in the JSPI build" ON)
 set(WLLAMA_MEM64_FLAG "")
-if (WLLAMA_MEM64)
+set(WLLAMA_MAX_MEMORY 4096MB)
+if (WLLAMA_MEM64 AND NOT WLLAMA_COMPAT)
     set(WLLAMA_MEM64_FLAG -sMEMORY64=1)
+    set(WLLAMA_MAX_MEMORY {MEMORY64_MAX_GIB}GB)
 endif()
 """
 
@@ -140,10 +145,13 @@ endif()
 def patch_cmake(text: str) -> str:
     """wllama's CMakeLists.txt with Memory64 as an option (WLLAMA_MEM64, on by default) for its
     JSPI build: upstream has a JSPI build only with Memory64, and the wasm32 one runs faster
-    (every Memory64 load and store is bounds-checked; bench/RESULTS.md)."""
+    (every Memory64 load and store is bounds-checked; bench/RESULTS.md). A Memory64 build may grow
+    to MEMORY64_MAX_GIB (upstream stops every build at 4 GiB, where Memory64 gains nothing)."""
     assert text.count(JSPI_FLAGS) == 1, "wllama's CMakeLists.txt: the JSPI build's flags changed"
+    assert text.count(MAX_MEMORY) == 1, "wllama's CMakeLists.txt: the maximum memory flag changed"
     option = "option(WLLAMA_TEST_BACKEND"
     assert text.count(option) == 1
+    text = text.replace(MAX_MEMORY, MAX_MEMORY.replace("4096MB", "${WLLAMA_MAX_MEMORY}"))
     text = text.replace(JSPI_FLAGS, JSPI_FLAGS.replace("-sMEMORY64=1", "${WLLAMA_MEM64_FLAG}"))
     return text.replace(option, MEM64_OPTION + option)
 
