@@ -72,13 +72,11 @@ export function detectFeatures(probe) {
  */
 export function fit(build, f, modelBytes = 0) {
   const missing = build.requires.filter((r) => !f[r]);
-  const max = build.max_memory || WASM32_MAX;
-  const fits = modelBytes <= modelLimit(max);
-  const fits32 = modelBytes <= modelLimit(WASM32_MAX);
-  if (missing.length === 0 && fits) return { mode: 'native', missing };
-  if (build.compat && missing.every((r) => COMPAT_LIFTS.has(r)) && fits32) return { mode: 'compat', missing };
-  if (missing.length === 0 || (build.compat && missing.every((r) => COMPAT_LIFTS.has(r)))) return { mode: '', missing: [...missing, tooLarge(missing.length ? WASM32_MAX : max)] };
-  return { mode: '', missing };
+  const compat = Boolean(build.compat) && missing.length > 0 && missing.every((r) => COMPAT_LIFTS.has(r));
+  if (missing.length > 0 && !compat) return { mode: '', missing };
+  const memory = compat ? WASM32_MAX : build.max_memory || WASM32_MAX;
+  if (modelBytes > modelLimit(memory)) return { mode: '', missing: [...missing, tooLarge(memory)] };
+  return { mode: compat ? 'compat' : 'native', missing };
 }
 
 /** The memory the build runs with here: its own, or its compat flavour's 32-bit one. @param {Build} build @param {Features} f */
