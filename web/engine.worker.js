@@ -11,8 +11,8 @@ import * as selfTest from './self_test.js';
 import {
   deleteModel, ensureStored, isCached, openModel, simulateQuota, storageEstimate, storedModels, WeightStoreError,
 } from './weight_store.js';
-import { ENGINE_MAX_BYTES, budget, fitContext } from './memory_budget.js';
-import { EngineBuildError, describe, detectFeatures, fetchBuilds, loadBuild, memoryOf, selectBuild } from './engine_build.js';
+import { budget, fitContext } from './memory_budget.js';
+import { EngineBuildError, WASM32_MAX, describe, detectFeatures, fetchBuilds, loadBuild, memoryOf, selectBuild } from './engine_build.js';
 
 /** @typedef {Blob | import('./weight_store.js').StoredModelFile} ModelFile  what the engine reads weights from */
 
@@ -365,7 +365,7 @@ async function engineMemory(p, req, model) {
     const { build } = selectBuild(features, choose(p, req.backend, req.n_threads).backend, await builds, req.engine, model.bytes || 0);
     return memoryOf(build, features);
   } catch {
-    return ENGINE_MAX_BYTES;
+    return WASM32_MAX;
   }
 }
 

@@ -30,11 +30,14 @@ const GIB = 2 ** 30;
 /** A build takes model files up to 3/4 of its memory: the file, the KV cache and the
  * compute buffers all live in it (3 GiB for a 32-bit build, 12 for Memory64's 16). */
 const MODEL_SHARE = 0.75;
-/** The 32-bit memory of every compat (asyncify) flavour. */
-const WASM32_MAX = 4 * GIB;
-/** @param {number} maxMemory @returns {number} */
-const modelLimit = (maxMemory) => MODEL_SHARE * maxMemory;
-const tooLarge = (maxMemory) => `room for this model (its ${maxMemory / GIB} GiB memory holds models up to ${modelLimit(maxMemory) / GIB} GiB)`;
+/** A 32-bit memory: every compat (asyncify) flavour's, and any build's whose max_memory is not said. */
+export const WASM32_MAX = 4 * GIB;
+/** @param {Build} build @returns {number} bytes its own memory may grow to */
+const maxMemory = (build) => build.max_memory || WASM32_MAX;
+/** @param {number} memory @returns {number} */
+const modelLimit = (memory) => MODEL_SHARE * memory;
+const ROOM = 'room for this model';
+const tooLarge = (memory) => `${ROOM} (its ${memory / GIB} GiB memory holds models up to ${modelLimit(memory) / GIB} GiB)`;
 
 export class EngineBuildError extends Error {
   /** @param {string} message @param {string} hint @param {string} code @param {string} field */
@@ -74,14 +77,14 @@ export function fit(build, f, modelBytes = 0) {
   const missing = build.requires.filter((r) => !f[r]);
   const compat = Boolean(build.compat) && missing.length > 0 && missing.every((r) => COMPAT_LIFTS.has(r));
   if (missing.length > 0 && !compat) return { mode: '', missing };
-  const memory = compat ? WASM32_MAX : build.max_memory || WASM32_MAX;
+  const memory = compat ? WASM32_MAX : maxMemory(build);
   if (modelBytes > modelLimit(memory)) return { mode: '', missing: [...missing, tooLarge(memory)] };
   return { mode: compat ? 'compat' : 'native', missing };
 }
 
 /** The memory the build runs with here: its own, or its compat flavour's 32-bit one. @param {Build} build @param {Features} f */
 export function memoryOf(build, f) {
-  return fit(build, f).mode === 'compat' ? WASM32_MAX : build.max_memory || WASM32_MAX;
+  return fit(build, f).mode === 'compat' ? WASM32_MAX : maxMemory(build);
 }
 
 /**
@@ -103,7 +106,7 @@ export function selectBuild(features, backend, builds, requested = '', modelByte
       throw new EngineBuildError(`Engine build "${requested}" has no WebGPU backend.`, 'Ask for backend wasm-mt or wasm-st with it, or leave engine empty.');
     }
     const { mode, missing } = fit(build, features, modelBytes);
-    if (!mode) throw new EngineBuildError(`Engine build "${requested}" needs ${missing.join(', ')}, which ${missing.some((m) => m.startsWith('room')) ? 'it lacks here' : 'this browser lacks'}.`, 'Leave engine empty to choose one that runs here.');
+    if (!mode) throw new EngineBuildError(`Engine build "${requested}" needs ${missing.join(', ')}, which ${missing.some((m) => m.startsWith(ROOM)) ? 'it lacks here' : 'this browser lacks'}.`, 'Leave engine empty to choose one that runs here.');
     return { build, reason: `engine ${requested} requested` };
   }
   const runs = list.filter((b) => fit(b, features, modelBytes).mode);
@@ -122,7 +125,7 @@ export function selectBuild(features, backend, builds, requested = '', modelByte
   if (runs.length === 0) {
     if (list.some((b) => fit(b, features).mode)) {
       // Builds run here, none holds the model: say what the largest memory on the site would take.
-      const largest = Math.max(...list.map((b) => b.max_memory || WASM32_MAX));
+      const largest = Math.max(...list.map(maxMemory));
       const lacking = ['jspi', 'memory64'].filter((r) => !features[r]);
       const why = modelBytes <= modelLimit(largest) && lacking.length
         ? `this browser lacks ${lacking.join(' and ')}, which models over ${modelLimit(WASM32_MAX) / GIB} GiB need`

@@ -7,11 +7,11 @@
 // The compute term was calibrated against llama.cpp's own "compute buffer size"
 // log lines for the catalog's models (see tests/test_memory_budget.py).
 
+import { WASM32_MAX } from './engine_build.js';
+
 const MB = 1024 * 1024;
 const UBATCH = 512; // llama.cpp's default micro-batch
 const OVERHEAD = 64 * MB; // wasm runtime, tokenizer, server state
-/** A wasm32 build's memory, and any build's that does not say (builds.json's max_memory). */
-export const ENGINE_MAX_BYTES = 4 * 1024 * MB;
 /** A tab can count on about half of what the device reports. */
 const DEVICE_SHARE = 0.5;
 const MIN_CTX = 256;
@@ -36,10 +36,10 @@ export function estimate(m, nCtx) {
 /**
  * How many bytes this model may use here, and why.
  * @param {number} deviceMemoryGb navigator.deviceMemory (0: the browser does not say)
- * @param {number} engineMaxBytes what the engine build's WebAssembly memory may grow to
+ * @param {number} engineMaxBytes what the engine build's WebAssembly memory may grow to (a 32-bit one's 4 GiB unless said)
  * @returns {{bytes: number, why: string}}
  */
-export function budget(deviceMemoryGb, engineMaxBytes = ENGINE_MAX_BYTES) {
+export function budget(deviceMemoryGb, engineMaxBytes = WASM32_MAX) {
   const device = deviceMemoryGb > 0 ? deviceMemoryGb * 1024 * MB * DEVICE_SHARE : Infinity;
   if (device < engineMaxBytes) {
     return { bytes: device, why: `about half of this device's ${deviceMemoryGb} GB of memory` };

@@ -104,7 +104,7 @@ SIMD = Variant("simd", "simd (llama.cpp WASM SIMD kernels)", env=WASM32, compat=
 # ggml-cpu into f32x4.relaxed_madd and Chromium's greedy answers were garbage (2026-11-28).
 RELAXED = Variant("relaxed", "relaxed (llama.cpp WASM SIMD kernels, relaxed-SIMD integer dot products)",
                   env=(*WASM32, ("CPU_CFLAGS", "-mrelaxed-simd")), requires=("jspi", "simd128", "relaxed_simd"))
-# Memory64, as upstream wllama builds it: for a model too large for 32-bit memory.
+# Memory64 (upstream wllama's JSPI build) linked to grow past 4 GiB: for a model too large for 32-bit memory.
 SIMD64 = Variant("simd64", "simd64 (llama.cpp WASM SIMD kernels, Memory64 for large models)",
                  requires=("jspi", "memory64", "simd128"), tree="memory64")
 VARIANTS = (SIMD, RELAXED, SIMD64)
