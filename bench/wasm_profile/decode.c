@@ -49,7 +49,10 @@ int main(int argc, char ** argv) {
     if (argc < 4) { fprintf(stderr, "usage: decode MODEL N_PROMPT N_GEN\n"); return 2; }
     const int n_prompt = atoi(argv[2]), n_gen = atoi(argv[3]);
     llama_backend_init();
-    struct llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
+    struct llama_model_params mp = llama_model_default_params();
+    // NO_EXTRA_BUFTS=1: ggml's layout for every weight (no repacked q4_1), to compare in one build.
+    if (getenv("NO_EXTRA_BUFTS")) mp.use_extra_bufts = false;
+    struct llama_model * model = llama_model_load_from_file(argv[1], mp);
     if (!model) { fprintf(stderr, "cannot load %s\n", argv[1]); return 1; }
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 2048; cp.n_batch = 512; cp.n_ubatch = 512; cp.n_threads = 1; cp.n_threads_batch = 1;

@@ -38,7 +38,7 @@ from .engine_patches import SOURCE_PATCH
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = Path(__file__).resolve().parent / "engine"
 SERVER_STUB = ("server-decision.h", "server-decision.cpp")  # copied into llama.cpp's tools/server
-KERNELS = ("wasm_dot_kernels.c", "wasm_flash_attn.cpp")  # spliced in by engine_patches
+KERNELS = ("wasm_dot_kernels.c", "wasm_flash_attn.cpp", "wasm_q4_1_repack.cpp")  # engine_patches puts them in
 RECIPE_FILES = ("build-in-chroot.sh", *SERVER_STUB, "swap_glue.mjs", *KERNELS)
 WLLAMA_PKG = ROOT / "node_modules" / "@wllama" / "wllama"
 SDIST = ("llama_cpp_python-0.3.36.tar.gz", "llama-cpp-python==0.3.36",

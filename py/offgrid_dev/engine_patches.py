@@ -10,10 +10,16 @@ import re
 from pathlib import Path
 
 # Bump when a patch here changes: it is in every engine cache key and the sources stamp.
-SOURCE_PATCH = 6
+SOURCE_PATCH = 7
 QUANTS_C = Path("llama.cpp/ggml/src/ggml-cpu/arch/wasm/quants.c")
 OPS_CPP = Path("llama.cpp/ggml/src/ggml-cpu/ops.cpp")
 GGML_CPU_C = Path("llama.cpp/ggml/src/ggml-cpu/ggml-cpu.c")
+GGML_CPU_CPP = Path("llama.cpp/ggml/src/ggml-cpu/ggml-cpu.cpp")
+GGML_CPU_CMAKE = Path("llama.cpp/ggml/src/ggml-cpu/CMakeLists.txt")
+# Our files as they are written into ggml-cpu/: the dot-product kernels (also spliced into
+# quants.c) as a header for the q4_1 repack buffer type, which is compiled on its own.
+KERNELS_H = "offgrid_wasm_dot_kernels.h"
+REPACK_CPP = "offgrid_q4_1_repack.cpp"
 # ggml's wasm dot products that return through ours (wasm_dot_kernels.c says why): the block types
 # of their operands and the ggml type whose matrices get ours for 2 rows x 2 columns per call in
 # prefill. q4_0 and q8_0 stay upstream's: ours were not faster (bench/wasm_kernels).
@@ -119,6 +125,37 @@ def patch_ops(text: str, code: str) -> str:
                 } else """ + FLASH_ATTN_V.lstrip())
 
 
+EXTRA_BUFTS_END = """#endif
+
+        return bufts;
+    }();
+"""
+EXTRA_BUFTS_FN = "std::vector<ggml_backend_buffer_type_t> & ggml_backend_cpu_get_extra_buffer_types() {\n"
+OUR_BUFT = """#if defined(__wasm_simd128__)
+        bufts.push_back(offgrid_q4_1_buffer_type());
+#endif
+"""
+
+
+def patch_ggml_cpu_cpp(text: str) -> str:
+    """llama.cpp's ggml-cpu/ggml-cpu.cpp offering our q4_1 buffer type (wasm_q4_1_repack.cpp)
+    among the CPU's extra buffer types where the build has SIMD128, after upstream's."""
+    assert text.count(EXTRA_BUFTS_FN) == 1 and text.count(EXTRA_BUFTS_END) == 1, \
+        "ggml-cpu.cpp: the extra buffer types changed"
+    text = text.replace(EXTRA_BUFTS_FN, "#if defined(__wasm_simd128__)\n"
+                        "ggml_backend_buffer_type_t offgrid_q4_1_buffer_type(void);\n#endif\n\n" + EXTRA_BUFTS_FN)
+    return text.replace(EXTRA_BUFTS_END, "#endif\n\n" + OUR_BUFT + EXTRA_BUFTS_END.removeprefix("#endif\n"))
+
+
+CPU_SOURCE = "        ggml-cpu/repack.cpp\n"
+
+
+def patch_cpu_cmake(text: str) -> str:
+    """ggml-cpu's CMakeLists.txt compiling our repack file with upstream's."""
+    assert text.count(CPU_SOURCE) == 1, "ggml-cpu's CMakeLists.txt: its source list changed"
+    return text.replace(CPU_SOURCE, CPU_SOURCE + f"        ggml-cpu/{REPACK_CPP}\n")
+
+
 JSPI_FLAGS = """else()
     list(APPEND WLLAMA_COMPILE_OPTIONS
         -sMEMORY64=1
@@ -159,8 +196,13 @@ def patch_cmake(text: str) -> str:
 def apply(tree: Path, recipe: Path) -> None:
     """All of the above on `tree` (wllama's package with llama.cpp/ next to its cpp/), with our
     kernels from `recipe`."""
+    kernels = (recipe / "wasm_dot_kernels.c").read_text()
     quants = tree / QUANTS_C
-    quants.write_text(patch_quants(quants.read_text(), (recipe / "wasm_dot_kernels.c").read_text()))
+    quants.write_text(patch_quants(quants.read_text(), kernels))
+    (tree / GGML_CPU_CPP).with_name(KERNELS_H).write_text(kernels)
+    (tree / GGML_CPU_CPP).with_name(REPACK_CPP).write_text((recipe / "wasm_q4_1_repack.cpp").read_text())
+    for path, patch in ((GGML_CPU_CPP, patch_ggml_cpu_cpp), (GGML_CPU_CMAKE, patch_cpu_cmake)):
+        (tree / path).write_text(patch((tree / path).read_text()))
     ops = tree / OPS_CPP
     ops.write_text(patch_ops(ops.read_text(), (recipe / "wasm_flash_attn.cpp").read_text()))
     cpu = tree / GGML_CPU_C

@@ -64,13 +64,48 @@ static inline int offgrid_hsum_i32x4(v128_t v) {
 #define OFFGRID_F16X4(p, i, f) wasm_f32x4_make(GGML_CPU_FP16_TO_FP32((p)[(i)].f), GGML_CPU_FP16_TO_FP32((p)[(i) + 1].f), \
                                                GGML_CPU_FP16_TO_FP32((p)[(i) + 2].f), GGML_CPU_FP16_TO_FP32((p)[(i) + 3].f))
 
-// sumv += four blocks' integer sums (lane i = block ib + i) times their d products; summ += the
+// sumv += four blocks' integer sums (lane i = block i) times their d products (xd * yd); summ += the
 // blocks' m * s terms (q4_1 weights are d * q + m: m * sum(y) = m * y.s).
-static inline void offgrid_q4_1_scale4(v128_t acc, const block_q4_1 * x, const block_q8_1 * y, int ib,
+static inline void offgrid_q4_1_scale4(v128_t acc, v128_t xd, v128_t yd, v128_t xm, v128_t ys,
                                        v128_t * sumv, v128_t * summ) {
-    const v128_t d = wasm_f32x4_mul(OFFGRID_F16X4(x, ib, d), OFFGRID_F16X4(y, ib, d));
-    *sumv = wasm_f32x4_add(*sumv, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(acc), d));
-    *summ = wasm_f32x4_add(*summ, wasm_f32x4_mul(OFFGRID_F16X4(x, ib, m), OFFGRID_F16X4(y, ib, s)));
+    *sumv = wasm_f32x4_add(*sumv, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(acc), wasm_f32x4_mul(xd, yd)));
+    *summ = wasm_f32x4_add(*summ, wasm_f32x4_mul(xm, ys));
+}
+
+// offgrid_q4_1_scale4 with the scales of blocks x[ib..ib+3] and y[ib..ib+3] (fp16 in the blocks).
+#define OFFGRID_Q4_1_SCALE4_F16(acc, x, y, ib, sumv, summ) \
+    offgrid_q4_1_scale4((acc), OFFGRID_F16X4(x, ib, d), OFFGRID_F16X4(y, ib, d), OFFGRID_F16X4(x, ib, m), \
+                        OFFGRID_F16X4(y, ib, s), (sumv), (summ))
+
+// The four blocks' integer sums q4 . y (lane k = block k) from the quants of block 0 of each
+// operand and the distance in bytes between blocks: q4_1 rows come as ggml's blocks or repacked.
+static inline v128_t offgrid_q4_1_sums4(const uint8_t * xq, size_t xs, const int8_t * yq) {
+    const size_t ys = sizeof(block_q8_1);
+    return offgrid_hsum4_i32x4(offgrid_dot_q4_y(xq, yq), offgrid_dot_q4_y(xq + xs, yq + ys),
+                               offgrid_dot_q4_y(xq + 2 * xs, yq + 2 * ys), offgrid_dot_q4_y(xq + 3 * xs, yq + 3 * ys));
+}
+
+// Four blocks of two rows against two columns: p = [x0.y0, x1.y0, x0.y1, x1.y1], each as
+// offgrid_q4_1_sums4 gives it; each weight block is unpacked once for both columns.
+static inline void offgrid_q4_1_sums4_2x2(const uint8_t * x0, const uint8_t * x1, size_t xs,
+                                          const int8_t * y0, const int8_t * y1, v128_t p[4]) {
+    const v128_t m4 = wasm_i8x16_splat(0x0F);
+    const v128_t zero = wasm_i32x4_splat(0);
+    v128_t s[4][4];  // s[pair][block]
+    for (int k = 0; k < 4; ++k) {
+        const v128_t q0 = wasm_v128_load(x0 + k * xs), q1 = wasm_v128_load(x1 + k * xs);
+        const v128_t l0 = wasm_v128_and(q0, m4), h0 = wasm_u8x16_shr(q0, 4);
+        const v128_t l1 = wasm_v128_and(q1, m4), h1 = wasm_u8x16_shr(q1, 4);
+        const int8_t * a = y0 + k * sizeof(block_q8_1);
+        const int8_t * b = y1 + k * sizeof(block_q8_1);
+        const v128_t a0 = wasm_v128_load(a), b0 = wasm_v128_load(a + 16);
+        const v128_t a1 = wasm_v128_load(b), b1 = wasm_v128_load(b + 16);
+        s[0][k] = offgrid_dot_i8_u7(b0, h0, offgrid_dot_i8_u7(a0, l0, zero));
+        s[1][k] = offgrid_dot_i8_u7(b0, h1, offgrid_dot_i8_u7(a0, l1, zero));
+        s[2][k] = offgrid_dot_i8_u7(b1, h0, offgrid_dot_i8_u7(a1, l0, zero));
+        s[3][k] = offgrid_dot_i8_u7(b1, h1, offgrid_dot_i8_u7(a1, l1, zero));
+    }
+    for (int j = 0; j < 4; ++j) p[j] = offgrid_hsum4_i32x4(s[j][0], s[j][1], s[j][2], s[j][3]);
 }
 
 // The dot product from the accumulated vectors and the blocks from ib on (fewer than four).
@@ -91,9 +126,7 @@ static void offgrid_vec_dot_q4_1_q8_1(int n, float * s, const block_q4_1 * x, co
     v128_t summ = wasm_f32x4_splat(0.0f);
     int ib = 0;
     for (; ib + 3 < nb; ib += 4) {
-        const v128_t acc = offgrid_hsum4_i32x4(offgrid_dot_q4_y(x[ib].qs, y[ib].qs), offgrid_dot_q4_y(x[ib + 1].qs, y[ib + 1].qs),
-                                               offgrid_dot_q4_y(x[ib + 2].qs, y[ib + 2].qs), offgrid_dot_q4_y(x[ib + 3].qs, y[ib + 3].qs));
-        offgrid_q4_1_scale4(acc, x, y, ib, &sumv, &summ);
+        OFFGRID_Q4_1_SCALE4_F16(offgrid_q4_1_sums4(x[ib].qs, sizeof(block_q4_1), y[ib].qs), x, y, ib, &sumv, &summ);
     }
     *s = offgrid_q4_1_finish(sumv, summ, x, y, ib, nb);
 }
@@ -102,28 +135,16 @@ static void offgrid_vec_dot_q4_1_q8_1(int n, float * s, const block_q4_1 * x, co
 static void offgrid_vec_dot_q4_1_q8_1_2x2(int n, float * s, size_t bs, const block_q4_1 * x0, const block_q4_1 * x1,
                                           const block_q8_1 * y0, const block_q8_1 * y1) {
     const int nb = n / QK8_1;
-    const v128_t m4 = wasm_i8x16_splat(0x0F);
-    const v128_t zero = wasm_i32x4_splat(0);
     v128_t sumv[4], summ[4];  // [x0.y0, x1.y0, x0.y1, x1.y1]
     for (int k = 0; k < 4; ++k) sumv[k] = summ[k] = wasm_f32x4_splat(0.0f);
     int ib = 0;
     for (; ib + 3 < nb; ib += 4) {
-        v128_t p[4][4];  // p[pair][block]
-        for (int k = 0; k < 4; ++k) {
-            const v128_t q0 = wasm_v128_load(x0[ib + k].qs), q1 = wasm_v128_load(x1[ib + k].qs);
-            const v128_t l0 = wasm_v128_and(q0, m4), h0 = wasm_u8x16_shr(q0, 4);
-            const v128_t l1 = wasm_v128_and(q1, m4), h1 = wasm_u8x16_shr(q1, 4);
-            const v128_t a0 = wasm_v128_load(y0[ib + k].qs), b0 = wasm_v128_load(y0[ib + k].qs + 16);
-            const v128_t a1 = wasm_v128_load(y1[ib + k].qs), b1 = wasm_v128_load(y1[ib + k].qs + 16);
-            p[0][k] = offgrid_dot_i8_u7(b0, h0, offgrid_dot_i8_u7(a0, l0, zero));
-            p[1][k] = offgrid_dot_i8_u7(b0, h1, offgrid_dot_i8_u7(a0, l1, zero));
-            p[2][k] = offgrid_dot_i8_u7(b1, h0, offgrid_dot_i8_u7(a1, l0, zero));
-            p[3][k] = offgrid_dot_i8_u7(b1, h1, offgrid_dot_i8_u7(a1, l1, zero));
-        }
-        offgrid_q4_1_scale4(offgrid_hsum4_i32x4(p[0][0], p[0][1], p[0][2], p[0][3]), x0, y0, ib, &sumv[0], &summ[0]);
-        offgrid_q4_1_scale4(offgrid_hsum4_i32x4(p[1][0], p[1][1], p[1][2], p[1][3]), x1, y0, ib, &sumv[1], &summ[1]);
-        offgrid_q4_1_scale4(offgrid_hsum4_i32x4(p[2][0], p[2][1], p[2][2], p[2][3]), x0, y1, ib, &sumv[2], &summ[2]);
-        offgrid_q4_1_scale4(offgrid_hsum4_i32x4(p[3][0], p[3][1], p[3][2], p[3][3]), x1, y1, ib, &sumv[3], &summ[3]);
+        v128_t p[4];
+        offgrid_q4_1_sums4_2x2(x0[ib].qs, x1[ib].qs, sizeof(block_q4_1), y0[ib].qs, y1[ib].qs, p);
+        OFFGRID_Q4_1_SCALE4_F16(p[0], x0, y0, ib, &sumv[0], &summ[0]);
+        OFFGRID_Q4_1_SCALE4_F16(p[1], x1, y0, ib, &sumv[1], &summ[1]);
+        OFFGRID_Q4_1_SCALE4_F16(p[2], x0, y1, ib, &sumv[2], &summ[2]);
+        OFFGRID_Q4_1_SCALE4_F16(p[3], x1, y1, ib, &sumv[3], &summ[3]);
     }
     s[0] = offgrid_q4_1_finish(sumv[0], summ[0], x0, y0, ib, nb);
     s[1] = offgrid_q4_1_finish(sumv[1], summ[1], x1, y0, ib, nb);
