@@ -216,6 +216,35 @@ def test_prefill_asks_our_dot_products_for_two_rows_and_columns():
     assert gone == ["- #if defined (__ARM_FEATURE_MATMUL_INT8)"] * len(engine_patches.OUR_DOT_PRODUCTS)
 
 
+def test_our_q4_1_buffer_type_is_compiled_and_offered_after_upstreams():
+    """patch_ggml_cpu_cpp and patch_cpu_cmake against the pinned sdist: the repack file is built
+    with ggml-cpu's sources and its buffer type is the last of the CPU's extra ones, on wasm only."""
+    cmake = engine_patches.patch_cpu_cmake(_sdist_file(engine_patches.GGML_CPU_CMAKE))
+    assert f"        ggml-cpu/repack.cpp\n        ggml-cpu/{engine_patches.REPACK_CPP}\n" in cmake
+    text = _sdist_file(engine_patches.GGML_CPU_CPP)
+    out = engine_patches.patch_ggml_cpu_cpp(text)
+    fn = out.index(engine_patches.EXTRA_BUFTS_FN)
+    assert out.index("ggml_backend_buffer_type_t offgrid_q4_1_buffer_type(void);") < fn
+    body = out[fn:out.index("    }();", fn)]
+    assert body.index("ggml_backend_cpu_repack_buffer_type()") < body.index(engine_patches.OUR_BUFT) < body.index("return bufts;")
+    assert out.replace(engine_patches.OUR_BUFT, "").replace(
+        "#if defined(__wasm_simd128__)\nggml_backend_buffer_type_t offgrid_q4_1_buffer_type(void);\n#endif\n\n", "") \
+        .replace("#endif\n\n\n        return bufts;", "#endif\n\n        return bufts;") == text
+
+
+def test_served_simd_builds_carry_the_q4_1_buffer_type_and_say_how_weights_grow(dist):
+    """Each of our builds (and compat flavour) has the repack buffer type compiled in (its name
+    is in the wasm); builds.json says q4_1 weights take 24/20 of the file in memory there."""
+    _require_simd(_builds(dist))
+    name = b"WASM_Q4_1_F32"
+    for b in _builds(dist)["builds"]:
+        wasms = [b["wasm"], *([b["compat"]["wasm"]] if b["compat"] else [])]
+        for wasm in wasms:
+            assert (name in (dist / wasm).read_bytes()) == b["simd_kernels"], (b["id"], wasm)
+        assert b.get("weight_growth", {}) == (engine_patches.WEIGHT_GROWTH if b["simd_kernels"] else {}), b["id"]
+    assert engine_patches.WEIGHT_GROWTH == {"Q4_1": 1.2}
+
+
 def test_a_second_assemble_compiles_nothing_and_asks_nothing(dist, tmp_path, monkeypatch):
     _require_simd(_builds(dist))
     calls: list[list[str]] = []

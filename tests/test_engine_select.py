@@ -109,3 +109,21 @@ def test_32_bit_builds_first_and_memory64_for_models_they_cannot_hold():
     assert got[7]["says"].endswith("compat flavour (asyncify, wasm32)")
     assert "12.0 GiB" in got[9]["message"] and "the largest engine memory here (16 GiB) holds models up to 12 GiB" in got[9]["message"]
     assert "its 4 GiB memory holds models up to 3 GiB" in got[10]["message"]
+
+
+def test_weights_in_memory_grow_where_a_build_repacks_their_quantization():
+    """Our builds repack q4_1 weights with f32 scales (24 bytes per 20): the memory budget counts
+    the weights at that size on those builds, as the file on stock and for other formats."""
+    node = shutil.which("node")
+    assert node, "node is needed"
+    ours = {**SIMD, "weight_growth": {"Q4_1": 1.2}}
+    script = """
+import { weightBytes } from %s;
+const [ours, stock] = JSON.parse(process.argv[1]);
+const m = (quantization) => ({ bytes: 100_000_000, quantization });
+console.log(JSON.stringify([weightBytes(ours, m('Q4_1')), weightBytes(ours, m('Q4_K_M')), weightBytes(stock, m('Q4_1')),
+  weightBytes(ours, { bytes: 5 })]));
+""" % json.dumps((ROOT / "web" / "engine_build.js").as_uri())
+    r = subprocess.run([node, "--input-type=module", "-e", script, json.dumps([ours, engine_build.STOCK])],
+                       capture_output=True, text=True, check=True)
+    assert json.loads(r.stdout) == [120_000_000, 100_000_000, 100_000_000, 5]

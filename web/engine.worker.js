@@ -12,7 +12,7 @@ import {
   deleteModel, ensureStored, isCached, openModel, simulateQuota, storageEstimate, storedModels, WeightStoreError,
 } from './weight_store.js';
 import { budget, fitContext } from './memory_budget.js';
-import { EngineBuildError, WASM32_MAX, describe, detectFeatures, fetchBuilds, loadBuild, memoryOf, selectBuild } from './engine_build.js';
+import { EngineBuildError, WASM32_MAX, describe, detectFeatures, fetchBuilds, loadBuild, memoryOf, selectBuild, weightBytes } from './engine_build.js';
 
 /** @typedef {Blob | import('./weight_store.js').StoredModelFile} ModelFile  what the engine reads weights from */
 
@@ -70,12 +70,14 @@ const state = {
   stopEarly: new Set(), // ids of requests stopped before they started
   /** @type {{model: any, blob: ModelFile, req: any, fromCache: boolean} | null} */ loaded: null, // to restart on another backend
   gpuLayers: '', // "31/31" when llama.cpp offloaded layers to the GPU
+  weightBuffers: '', // where llama.cpp put the weights, e.g. "WASM_Q4_1_F32 76 MiB, CPU 16 MiB"
   /** @type {string[]} */ fallbacks: [], // "webgpu: why" for each backend that failed this session
   selfTest: '', // the last self-test, in words
   hookFired: false,
 };
 
-// llama.cpp's log lines of the engine being started (to read how many layers went to the GPU).
+// llama.cpp's log lines of the engine being started (to read how many layers went to the GPU,
+// and into which buffers the weights went).
 /** @type {string[]} */
 let engineLog = [];
 
@@ -179,6 +181,7 @@ async function diagnostics(id) {
     webgpu_fallback: g?.fallback ?? false, shader_f16: g?.shaderF16 ?? false, subgroups: g?.subgroups ?? false,
     max_buffer_size: g?.maxBufferSize ?? 0, max_storage_buffer_binding_size: g?.maxStorageBufferBindingSize ?? 0,
     gpu_layers: state.wllama && c.backend === 'webgpu' ? state.gpuLayers : '',
+    weight_buffers: state.wllama ? state.weightBuffers : '',
     browser: p.browser, platform: p.platform, self_test: state.selfTest, fallbacks: state.fallbacks,
     engine: describe(state.build ?? selectBuild(features, c.backend, await builds).build, features),
     kv_cache: state.loadedInfo?.kv_cache ?? kvCacheFor(c.backend),
@@ -192,6 +195,18 @@ async function selfTestKey(model) {
 
 /** "offloaded/total" layers of each engine started on WebGPU. */
 const gpuLayersOf = new WeakMap();
+/** The weights' buffers of each started engine (weightBuffers). */
+const weightBuffersOf = new WeakMap();
+
+/**
+ * llama.cpp's "<buffer> model buffer size = N MiB" lines in words: our builds' repacked q4_1
+ * weights are in WASM_Q4_1_F32, the rest in CPU (or a GPU's buffer).
+ * @param {string[]} log @returns {string}
+ */
+function weightBuffers(log) {
+  return log.map((l) => l.match(/(\S+) model buffer size =\s*([\d.]+) MiB/)).filter(Boolean)
+    .map((m) => `${m[1]} ${Math.round(Number(m[2]))} MiB`).join(', ');
+}
 /** The engine build each started engine runs (a self-test starts a second engine on another build). */
 const buildOf = new WeakMap();
 
@@ -209,6 +224,7 @@ async function gpuDistrust(model) {
 async function startChecked(blob, req, choice) {
   engineLog = [];
   const w = await startEngine(blob, req, choice);
+  weightBuffersOf.set(w, weightBuffers(engineLog));
   if (choice.backend === 'webgpu') {
     const m = engineLog.map((l) => l.match(/offloaded (\d+)\/(\d+) layers to GPU/)).find(Boolean);
     if (m) gpuLayersOf.set(w, `${m[1]}/${m[2]}`);
@@ -257,6 +273,7 @@ function install(w, choice, model, req, blob, fromCache, t0, key, notice = '') {
   state.loadedKey = key;
   state.loaded = { model, blob, req, fromCache };
   state.gpuLayers = gpuLayersOf.get(w) ?? '';
+  state.weightBuffers = weightBuffersOf.get(w) ?? '';
   state.build = buildOf.get(w) ?? null;
   const info = w.getLoadedContextInfo();
   state.loadedInfo = {
@@ -357,15 +374,17 @@ async function unload() {
 
 /**
  * What the WebAssembly memory of the build that would load this model may grow to (its
- * builds.json max_memory, 32-bit for a compat flavour); 4 GiB when no build would.
+ * builds.json max_memory, 32-bit for a compat flavour; 4 GiB when no build would), and the
+ * model's weights' size in that memory.
+ * @returns {Promise<{memory: number, weights: number}>}
  */
 async function engineMemory(p, req, model) {
   try {
     const features = detectFeatures(p);
     const { build } = selectBuild(features, choose(p, req.backend, req.n_threads).backend, await builds, req.engine, model.bytes || 0);
-    return memoryOf(build, features);
+    return { memory: memoryOf(build, features), weights: weightBytes(build, model) };
   } catch {
-    return WASM32_MAX;
+    return { memory: WASM32_MAX, weights: model.bytes };
   }
 }
 
@@ -395,7 +414,8 @@ async function loadModel(id, req, announce = true) {
   let fit = { nCtx: req.n_ctx, notice: '' };
   if (model.n_layer) {
     const p = await probed;
-    const planned = fitContext(model, req.n_ctx, budget(simulatedMemoryGb || p.deviceMemoryGb, await engineMemory(p, req, model)));
+    const { memory, weights } = await engineMemory(p, req, model);
+    const planned = fitContext({ ...model, bytes: weights }, req.n_ctx, budget(simulatedMemoryGb || p.deviceMemoryGb, memory));
     if (planned.nCtx === null) {
       return failQuietly(id, 'out_of_memory', planned.reason, 'Choose a smaller model, or a smaller context size in Settings.', 'n_ctx');
     }

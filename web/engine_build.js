@@ -11,7 +11,9 @@
  * @typedef {{
  *   id: string, label: string, module: string, wasm: string, compat: CompatPaths | null,
  *   webgpu: boolean, simd_kernels: boolean, requires: string[], memory: 'wasm32' | 'memory64',
- *   max_memory?: number }} Build  max_memory: bytes its memory may grow to (4 GiB where not said)
+ *   max_memory?: number, weight_growth?: Record<string, number> }} Build  max_memory: bytes its memory may
+ *   grow to (4 GiB where not said); weight_growth: by quantization, how much larger its weights are in memory
+ *   than in the file (our builds repack q4_1 with f32 scales)
  * @typedef {{builds: Build[], default_cpu: string}} Builds
  * @typedef {{simd128: boolean, relaxed_simd: boolean, jspi: boolean, memory64: boolean}} Features
  * @typedef {{build: Build, reason: string}} Selection
@@ -80,6 +82,15 @@ export function fit(build, f, modelBytes = 0) {
   const memory = compat ? WASM32_MAX : maxMemory(build);
   if (modelBytes > modelLimit(memory)) return { mode: '', missing: [...missing, tooLarge(memory)] };
   return { mode: compat ? 'compat' : 'native', missing };
+}
+
+/**
+ * The bytes a model's weights take in this build's memory: the file's, grown where the build
+ * repacks its quantization (an estimate: a few tensors of another type may stay as they are).
+ * @param {Build} build @param {{bytes: number, quantization?: string}} model
+ */
+export function weightBytes(build, model) {
+  return Math.ceil(model.bytes * (build.weight_growth?.[model.quantization ?? ''] ?? 1));
 }
 
 /** The memory the build runs with here: its own, or its compat flavour's 32-bit one. @param {Build} build @param {Features} f */

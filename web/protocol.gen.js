@@ -986,6 +986,11 @@ export const SCHEMA = {
     "required": false,
     "default": ""
    },
+   "weight_buffers": {
+    "t": "str",
+    "required": false,
+    "default": ""
+   },
    "browser": {
     "t": "str",
     "required": false,

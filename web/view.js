@@ -188,6 +188,7 @@ export function setDiagnostics(json) {
   const rows = [
     ['Backend', data.backend], ['Why', data.backend_reason],
     ...(data.gpu_layers ? [['Layers on the GPU', data.gpu_layers]] : []),
+    ...(data.weight_buffers ? [['Weights in memory', data.weight_buffers]] : []),
     ['Threads', `${data.threads} (of ${data.hardware_concurrency} cores)`],
     ['Cross-origin isolated', data.cross_origin_isolated],
     ['WebGPU adapter', gpu],

@@ -402,7 +402,7 @@ def assemble(dist: Path, cache: Path, log=print) -> dict:
             "id": variant.id, "label": variant.label,
             "module": f"engine/{variant.id}/index.js", "wasm": f"engine/{variant.id}/wasm/wllama.wasm",
             "compat": None, "webgpu": False, "simd_kernels": True, "requires": list(variant.requires),
-            "memory": variant.memory, "max_memory": variant.max_memory,
+            "memory": variant.memory, "max_memory": variant.max_memory, "weight_growth": engine_patches.WEIGHT_GROWTH,
             "toolchain": info["toolchain"], "wasm_bytes": info["wasm_bytes"], "dot_i16x8_s": info["dot_i16x8_s"],
             "relaxed_dot": info.get("relaxed_dot", 0), "relaxed_madd": info["relaxed_madd"],
             "build_seconds": info["build_seconds"],

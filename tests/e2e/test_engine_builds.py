@@ -83,8 +83,12 @@ def test_forcing_each_build_answers_and_an_unknown_one_is_refused(app, dist):
         diag = call(app, "GetDiagnostics")
         if engine == "stock":
             assert diag["engine"] == "stock engine (no SIMD kernels)"
+            assert "WASM_Q4_1_F32" not in diag["weight_buffers"], diag["weight_buffers"]
         else:
             assert diag["engine"].startswith(f"{engine} (llama.cpp WASM SIMD kernels")
+            # llama.cpp put SmolLM2's q4_1 matrices into our repacked buffer (about 76 MiB).
+            assert "WASM_Q4_1_F32 " in diag["weight_buffers"], diag["weight_buffers"]
+        assert " MiB" in diag["weight_buffers"], diag
         done = call(app, "Complete", {"prompt": PROMPT, "sampling": {**GREEDY, "max_tokens": 16}})
         assert done["type"] == "GenerateEnd" and done["text"].strip(), done
         answers[engine] = done["text"]
