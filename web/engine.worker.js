@@ -70,7 +70,7 @@ const state = {
   stopEarly: new Set(), // ids of requests stopped before they started
   /** @type {{model: any, blob: ModelFile, req: any, fromCache: boolean} | null} */ loaded: null, // to restart on another backend
   gpuLayers: '', // "31/31" when llama.cpp offloaded layers to the GPU
-  weightBuffers: '', // where llama.cpp put the weights, e.g. "WASM_Q4_1_F32 76 MiB, CPU 16 MiB"
+  weightBuffers: '', // where llama.cpp put the weights, e.g. "CPU 29 MiB, WASM_Q4_1_F32 76 MiB"
   /** @type {string[]} */ fallbacks: [], // "webgpu: why" for each backend that failed this session
   selfTest: '', // the last self-test, in words
   hookFired: false,

@@ -353,7 +353,7 @@ class Diagnostics(Message):
     max_buffer_size: int = 0  # bytes
     max_storage_buffer_binding_size: int = 0  # bytes
     gpu_layers: str = ""  # layers llama.cpp offloaded to the GPU, e.g. "31/31" ("" = CPU)
-    # Where llama.cpp put the loaded model's weights, e.g. "WASM_Q4_1_F32 76 MiB, CPU 16 MiB" (our
+    # Where llama.cpp put the loaded model's weights, e.g. "CPU 29 MiB, WASM_Q4_1_F32 76 MiB" (our
     # builds repack q4_1 weights into WASM_Q4_1_F32); "" before a load.
     weight_buffers: str = ""
     browser: str = ""  # e.g. "Chromium 156"
