@@ -126,10 +126,13 @@ class q4_1_traits : public ggml::cpu::tensor_traits {
         block_q8_1 * yb = (block_q8_1 *) params->wdata;
         float * yf = (float *) (yb + ncols * nb);
         const ggml_from_float_t to_q8_1 = ggml_get_type_traits_cpu(GGML_TYPE_Q8_1)->from_float;
+        // Column c's byte offset in src1 or dst, given its strides (columns run over ne11, ne12, ne13).
+        auto offset = [&](int64_t c, size_t s1, size_t s2, size_t s3) {
+            return (c % ne11) * s1 + ((c / ne11) % ne12) * s2 + (c / (ne11 * ne12)) * s3;
+        };
         for (int64_t c = ith; c < ncols; c += nth) {
-            const int64_t i11 = c % ne11, i12 = (c / ne11) % ne12, i13 = c / (ne11 * ne12);
             block_q8_1 * b = yb + c * nb;
-            to_q8_1((const float *) ((const char *) src1->data + i11 * nb11 + i12 * nb12 + i13 * nb13), b, ne10);
+            to_q8_1((const float *) ((const char *) src1->data + offset(c, nb11, nb12, nb13)), b, ne10);
             float * d = yf + 2 * c * nb;
             for (int64_t i = 0; i < nb; ++i) {
                 d[i] = GGML_CPU_FP16_TO_FP32(b[i].d);
@@ -137,10 +140,7 @@ class q4_1_traits : public ggml::cpu::tensor_traits {
             }
         }
         auto col = [&](int64_t c) { return q8_1_col{yb + c * nb, yf + 2 * c * nb, yf + 2 * c * nb + nb}; };
-        auto out = [&](int64_t c) {
-            const int64_t i11 = c % ne11, i12 = (c / ne11) % ne12, i13 = c / (ne11 * ne12);
-            return (float *) ((char *) dst->data + i11 * nb1 + i12 * nb2 + i13 * nb3);
-        };
+        auto out = [&](int64_t c) { return (float *) ((char *) dst->data + offset(c, nb1, nb2, nb3)); };
 
         // Rows in even chunks, four per thread, taken as threads come free (as ggml's own product).
         const int64_t nchunk = nth == 1 ? 1 : 4 * nth;
