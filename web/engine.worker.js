@@ -69,8 +69,6 @@ const state = {
   lifecycle: Promise.resolve(), // load/unload run one after another
   stopEarly: new Set(), // ids of requests stopped before they started
   /** @type {{model: any, blob: ModelFile, req: any, fromCache: boolean} | null} */ loaded: null, // to restart on another backend
-  gpuLayers: '', // "31/31" when llama.cpp offloaded layers to the GPU
-  weightBuffers: '', // where llama.cpp put the weights, e.g. "CPU 29 MiB, WASM_Q4_1_F32 76 MiB"
   /** @type {string[]} */ fallbacks: [], // "webgpu: why" for each backend that failed this session
   selfTest: '', // the last self-test, in words
   hookFired: false,
@@ -180,8 +178,8 @@ async function diagnostics(id) {
     webgpu_vendor: g?.vendor ?? '', webgpu_architecture: g?.architecture ?? '', webgpu_description: g?.description || (g ? '' : p.webgpuError),
     webgpu_fallback: g?.fallback ?? false, shader_f16: g?.shaderF16 ?? false, subgroups: g?.subgroups ?? false,
     max_buffer_size: g?.maxBufferSize ?? 0, max_storage_buffer_binding_size: g?.maxStorageBufferBindingSize ?? 0,
-    gpu_layers: state.wllama && c.backend === 'webgpu' ? state.gpuLayers : '',
-    weight_buffers: state.wllama ? state.weightBuffers : '',
+    gpu_layers: c.backend === 'webgpu' ? gpuLayersOf.get(state.wllama) ?? '' : '',
+    weight_buffers: weightBuffersOf.get(state.wllama) ?? '',
     browser: p.browser, platform: p.platform, self_test: state.selfTest, fallbacks: state.fallbacks,
     engine: describe(state.build ?? selectBuild(features, c.backend, await builds).build, features),
     kv_cache: state.loadedInfo?.kv_cache ?? kvCacheFor(c.backend),
@@ -195,8 +193,10 @@ async function selfTestKey(model) {
 
 /** "offloaded/total" layers of each engine started on WebGPU. */
 const gpuLayersOf = new WeakMap();
-/** The weights' buffers of each started engine (weightBuffers). */
+/** Where each started engine's weights went, in words (weightBuffers), e.g. "CPU 29 MiB, WASM_Q4_1_F32 76 MiB". */
 const weightBuffersOf = new WeakMap();
+/** The engine build each started engine runs (a self-test starts a second engine on another build). */
+const buildOf = new WeakMap();
 
 /**
  * llama.cpp's "<buffer> model buffer size = N MiB" lines in words: our builds' repacked q4_1
@@ -207,8 +207,6 @@ function weightBuffers(log) {
   return log.map((l) => l.match(/(\S+) model buffer size =\s*([\d.]+) MiB/)).filter(Boolean)
     .map((m) => `${m[1]} ${Math.round(Number(m[2]))} MiB`).join(', ');
 }
-/** The engine build each started engine runs (a self-test starts a second engine on another build). */
-const buildOf = new WeakMap();
 
 /** Why not to use the GPU for `model` on this device ('' = no reason): a failed self-test. */
 async function gpuDistrust(model) {
@@ -272,8 +270,6 @@ function install(w, choice, model, req, blob, fromCache, t0, key, notice = '') {
   state.choice = choice;
   state.loadedKey = key;
   state.loaded = { model, blob, req, fromCache };
-  state.gpuLayers = gpuLayersOf.get(w) ?? '';
-  state.weightBuffers = weightBuffersOf.get(w) ?? '';
   state.build = buildOf.get(w) ?? null;
   const info = w.getLoadedContextInfo();
   state.loadedInfo = {
