@@ -28,16 +28,16 @@ SAFARI = {"simd128": True, "relaxed_simd": False, "jspi": False, "memory64": Fal
 
 
 def select(cases: list) -> list:
-    """selectBuild over (features, backend, builds, requested[, model bytes]) cases: the chosen id,
-    or the error."""
+    """selectBuild over (features, backend, builds, requested[, model bytes[, quantization]]) cases:
+    the chosen id, or the error."""
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is needed (npm ci needs it too)")
     script = """
 import { selectBuild, describe, detectFeatures } from %s;
 const cases = JSON.parse(process.argv[1]);
-const out = cases.map(([f, backend, builds, requested, bytes]) => {
-  try { const s = selectBuild(f, backend, builds, requested, bytes ?? 0); return {id: s.build.id, reason: s.reason, says: describe(s.build, f)}; }
+const out = cases.map(([f, backend, builds, requested, bytes, quantization]) => {
+  try { const s = selectBuild(f, backend, builds, requested, bytes ?? 0, quantization ?? ''); return {id: s.build.id, reason: s.reason, says: describe(s.build, f)}; }
   catch (e) { return {error: e.code, field: e.field, message: e.message, hint: e.hint}; }
 });
 out.push(detectFeatures({jspi: true, memory64: true}));
@@ -127,3 +127,24 @@ console.log(JSON.stringify([weightBytes(ours, m('Q4_1')), weightBytes(ours, m('Q
     r = subprocess.run([node, "--input-type=module", "-e", script, json.dumps([ours, engine_build.STOCK])],
                        capture_output=True, text=True, check=True)
     assert json.loads(r.stdout) == [120_000_000, 100_000_000, 100_000_000, 5]
+
+
+def test_a_build_that_repacks_a_models_weights_must_hold_them_as_repacked():
+    """The 3/4-of-memory rule counts the weights as they lie in a build's memory: a 2.9 GiB q4_1
+    file takes 3.5 GiB in our 32-bit builds, so it goes to simd64; other formats as the file."""
+    gib = 2 ** 30
+    grow = {"weight_growth": {"Q4_1": 1.2}}
+    ours = {"builds": [engine_build.STOCK, {**SIMD, **grow}, {**RELAXED, **grow}, {**SIMD64, **grow}], "default_cpu": "simd"}
+    *got, _ = select([
+        [CHROME, "wasm-mt", ours, "", int(2.9 * gib), "Q4_K_M"],
+        [CHROME, "wasm-mt", ours, "", int(2.9 * gib), "Q4_1"],
+        [CHROME, "wasm-st", ours, "relaxed", int(2.9 * gib), "Q4_1"],
+        [CHROME, "wasm-mt", ours, "", int(2.4 * gib), "Q4_1"],  # 2.9 GiB repacked: still 32-bit
+        # No Memory64: stock's compat flavour keeps the file's layout, so it holds it; ours cannot.
+        [{**CHROME, "memory64": False}, "wasm-st", ours, "", int(2.9 * gib), "Q4_1"],
+    ])
+    assert [g.get("id", g.get("error")) for g in got] == ["relaxed", "simd64", "bad_field", "relaxed", "stock"]
+    repacked = "this one's weights take 3.5 GiB there, repacked"
+    assert repacked in got[1]["reason"] and "relaxed needs room for this model" in got[1]["reason"]
+    assert repacked in got[2]["message"] and "its 4 GiB memory holds models up to 3 GiB" in got[2]["message"]
+    assert repacked in got[4]["reason"] and "simd64 needs memory64" in got[4]["reason"]

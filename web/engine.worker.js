@@ -219,9 +219,9 @@ async function gpuDistrust(model) {
  * have offloaded every layer (it quietly loads on the CPU when the device
  * is refused or unusable). Throws when not.
  */
-async function startChecked(blob, req, choice) {
+async function startChecked(model, blob, req, choice) {
   engineLog = [];
-  const w = await startEngine(blob, req, choice);
+  const w = await startEngine(model, blob, req, choice);
   weightBuffersOf.set(w, weightBuffers(engineLog));
   if (choice.backend === 'webgpu') {
     const m = engineLog.map((l) => l.match(/offloaded (\d+)\/(\d+) layers to GPU/)).find(Boolean);
@@ -247,7 +247,7 @@ async function startWithFallback(id, model, blob, req, skip = []) {
   for (let i = 0; ; i += 1) {
     const choice = choices[i];
     try {
-      return { w: await startChecked(blob, req, choice), choice };
+      return { w: await startChecked(model, blob, req, choice), choice };
     } catch (err) {
       const next = choices[i + 1];
       if (!next) throw err;
@@ -326,7 +326,7 @@ async function runSelfTest(nTokens) {
   const req = { ...l.req, n_ctx: 256 };
   /** @type {Wllama | null} */ let other = null;
   try {
-    other = await startChecked(l.blob, req, onGpu ? cpuChoice : gpuChoice);
+    other = await startChecked(l.model, l.blob, req, onGpu ? cpuChoice : gpuChoice);
     const gpuW = onGpu ? state.wllama : other;
     const cpuW = onGpu ? other : state.wllama;
     const gpu = await selfTest.greedy(gpuW, nTokens);
@@ -377,7 +377,7 @@ async function unload() {
 async function engineMemory(p, req, model) {
   try {
     const features = detectFeatures(p);
-    const { build } = selectBuild(features, choose(p, req.backend, req.n_threads).backend, await builds, req.engine, model.bytes || 0);
+    const { build } = selectBuild(features, choose(p, req.backend, req.n_threads).backend, await builds, req.engine, model.bytes || 0, model.quantization);
     return { memory: memoryOf(build, features), weights: weightBytes(build, model) };
   } catch {
     return { memory: WASM32_MAX, weights: model.bytes };
@@ -401,7 +401,7 @@ async function loadModel(id, req, announce = true) {
   if (req.engine) { // refuse an engine build that cannot run (or hold this model) before unloading anything
     const p = await probed;
     try {
-      selectBuild(detectFeatures(p), choose(p, req.backend, req.n_threads).backend, await builds, req.engine, model.bytes || 0);
+      selectBuild(detectFeatures(p), choose(p, req.backend, req.n_threads).backend, await builds, req.engine, model.bytes || 0, model.quantization);
     } catch (err) {
       return failQuietly(id, err.code ?? 'bad_field', err.message, err.hint ?? '', err.field ?? 'engine');
     }
@@ -462,12 +462,13 @@ async function loadModel(id, req, announce = true) {
  * size (buildOf says which). An unknown or unusable `req.engine` throws an
  * EngineBuildError (code bad_field, field engine); a model no build here can
  * hold, one with code out_of_memory.
+ * @param {{quantization?: string}} model
  * @param {ModelFile} blob
  * @param {{n_ctx: number, engine: string}} req
  * @param {import('./backend.js').Choice} choice
  */
-async function startEngine(blob, req, choice) {
-  const { build } = selectBuild(detectFeatures(await probed), choice.backend, await builds, req.engine, blob.size);
+async function startEngine(model, blob, req, choice) {
+  const { build } = selectBuild(detectFeatures(await probed), choice.backend, await builds, req.engine, blob.size, model.quantization);
   const { Wllama: Engine, wasmPaths, compat } = await loadBuild(build, SITE_ROOT);
   const w = new Engine(wasmPaths, { logger: workerLogger, allowOffline: true });
   w.setCompat(compat); // null for a build without a compat flavour: wllama's default would fetch one from a CDN

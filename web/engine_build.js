@@ -29,8 +29,9 @@ const RELAXED_WASM = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0
 const COMPAT_LIFTS = new Set(['jspi', 'memory64']);
 
 const GIB = 2 ** 30;
-/** A build takes model files up to 3/4 of its memory: the file, the KV cache and the
- * compute buffers all live in it (3 GiB for a 32-bit build, 12 for Memory64's 16). */
+/** A build takes models whose weights, as they are in its memory (weightBytes), take up to 3/4 of
+ * it: the weights, the KV cache and the compute buffers all live there (3 GiB for a 32-bit build,
+ * 12 for Memory64's 16). */
 const MODEL_SHARE = 0.75;
 /** A 32-bit memory: every compat (asyncify) flavour's, and any build's whose max_memory is not said. */
 export const WASM32_MAX = 4 * GIB;
@@ -39,7 +40,9 @@ const maxMemory = (build) => build.max_memory || WASM32_MAX;
 /** @param {number} memory @returns {number} */
 const modelLimit = (memory) => MODEL_SHARE * memory;
 const ROOM = 'room for this model';
-const tooLarge = (memory) => `${ROOM} (its ${memory / GIB} GiB memory holds models up to ${modelLimit(memory) / GIB} GiB)`;
+/** @param {number} memory @param {number} weights in that memory @param {number} bytes the file's */
+const tooLarge = (memory, weights, bytes) => `${ROOM} (its ${memory / GIB} GiB memory holds models up to ${modelLimit(memory) / GIB} GiB${
+  weights > bytes ? `; this one's weights take ${(weights / GIB).toFixed(1)} GiB there, repacked` : ''})`;
 
 export class EngineBuildError extends Error {
   /** @param {string} message @param {string} hint @param {string} code @param {string} field */
@@ -73,14 +76,16 @@ export function detectFeatures(probe) {
  * flavour, without JSPI/Memory64), or '' with what is missing.
  * @param {Build} build @param {Features} f
  * @param {number} modelBytes the model file's size (0: not known yet)
+ * @param {string} quantization the model's (weightBytes: some grow in our builds' memory)
  * @returns {{mode: ''|'native'|'compat', missing: string[]}}
  */
-export function fit(build, f, modelBytes = 0) {
+export function fit(build, f, modelBytes = 0, quantization = '') {
   const missing = build.requires.filter((r) => !f[r]);
   const compat = Boolean(build.compat) && missing.length > 0 && missing.every((r) => COMPAT_LIFTS.has(r));
   if (missing.length > 0 && !compat) return { mode: '', missing };
   const memory = compat ? WASM32_MAX : maxMemory(build);
-  if (modelBytes > modelLimit(memory)) return { mode: '', missing: [...missing, tooLarge(memory)] };
+  const weights = weightBytes(build, { bytes: modelBytes, quantization });
+  if (weights > modelLimit(memory)) return { mode: '', missing: [...missing, tooLarge(memory, weights, modelBytes)] };
   return { mode: compat ? 'compat' : 'native', missing };
 }
 
@@ -104,9 +109,10 @@ export function memoryOf(build, f) {
  * @param {Builds} builds
  * @param {string} requested LoadModel.engine ('' = choose)
  * @param {number} modelBytes the model file's size (0: not known yet)
+ * @param {string} quantization the model's
  * @returns {Selection}
  */
-export function selectBuild(features, backend, builds, requested = '', modelBytes = 0) {
+export function selectBuild(features, backend, builds, requested = '', modelBytes = 0, quantization = '') {
   const list = builds.builds;
   if (requested) {
     const build = list.find((b) => b.id === requested);
@@ -116,11 +122,11 @@ export function selectBuild(features, backend, builds, requested = '', modelByte
     if (backend === 'webgpu' && !build.webgpu) {
       throw new EngineBuildError(`Engine build "${requested}" has no WebGPU backend.`, 'Ask for backend wasm-mt or wasm-st with it, or leave engine empty.');
     }
-    const { mode, missing } = fit(build, features, modelBytes);
+    const { mode, missing } = fit(build, features, modelBytes, quantization);
     if (!mode) throw new EngineBuildError(`Engine build "${requested}" needs ${missing.join(', ')}, which ${missing.some((m) => m.startsWith(ROOM)) ? 'it lacks here' : 'this browser lacks'}.`, 'Leave engine empty to choose one that runs here.');
     return { build, reason: `engine ${requested} requested` };
   }
-  const runs = list.filter((b) => fit(b, features, modelBytes).mode);
+  const runs = list.filter((b) => fit(b, features, modelBytes, quantization).mode);
   if (backend === 'webgpu') {
     const build = runs.find((b) => b.webgpu);
     if (build) return { build, reason: 'the WebGPU backend needs a build with WebGPU' };
@@ -138,7 +144,8 @@ export function selectBuild(features, backend, builds, requested = '', modelByte
       // Builds run here, none holds the model: say what the largest memory on the site would take.
       const largest = Math.max(...list.map(maxMemory));
       const lacking = ['jspi', 'memory64'].filter((r) => !features[r]);
-      const why = modelBytes <= modelLimit(largest) && lacking.length
+      const held = list.some((b) => weightBytes(b, { bytes: modelBytes, quantization }) <= modelLimit(maxMemory(b)));
+      const why = held && lacking.length
         ? `this browser lacks ${lacking.join(' and ')}, which models over ${modelLimit(WASM32_MAX) / GIB} GiB need`
         : `the largest engine memory here (${largest / GIB} GiB) holds models up to ${modelLimit(largest) / GIB} GiB`;
       throw new EngineBuildError(`No engine build here can hold a model of ${(modelBytes / GIB).toFixed(1)} GiB: ${why}.`, 'Use a smaller model, or a current Chrome or Edge.', 'out_of_memory', '');
@@ -146,7 +153,7 @@ export function selectBuild(features, backend, builds, requested = '', modelByte
     throw new EngineBuildError('No engine build runs in this browser.', 'Use a current Chrome, Edge, Firefox or Safari.');
   }
   const build = runs.reduce(better);
-  const skipped = list.filter((b) => b.simd_kernels && !runs.includes(b)).map((b) => `${b.id} needs ${fit(b, features, modelBytes).missing.join(', ')}`);
+  const skipped = list.filter((b) => b.simd_kernels && !runs.includes(b)).map((b) => `${b.id} needs ${fit(b, features, modelBytes, quantization).missing.join(', ')}`);
   if (!build.simd_kernels) return { build, reason: `CPU backend: ${skipped.join('; ') || 'no SIMD build on this site'}` };
   return { build, reason: [`CPU backend: ${build.id} runs here`, ...skipped].join('; ') };
 }
