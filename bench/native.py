@@ -49,7 +49,7 @@ def chat_messages(answer: str | None = None) -> list[dict]:
 
 
 KV_TYPES = {"f16": 1, "q8_0": 8}  # KV cache type -> GGML_TYPE_* for llama_cpp
-KV_CACHE = "q8_0"  # the app's CPU default (web/backend.js)
+KV_CACHE = "q8_0"  # the app's CPU default (web/engine/backend.js)
 
 
 class Native:
@@ -59,7 +59,7 @@ class Native:
         from llama_cpp import Llama
 
         # The same KV cache as the app's CPU backends (q8_0, which needs flash attention;
-        # web/backend.js says why), so both sides do the same work.
+        # web/engine/backend.js says why), so both sides do the same work.
         self.llm = Llama(str(model_path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                          n_batch=512, seed=1, verbose=False, flash_attn=True, type_k=KV_TYPES[KV_CACHE], type_v=KV_TYPES[KV_CACHE])
         if "tokenizer.chat_template" not in self.llm.metadata:

@@ -1,4 +1,4 @@
-"""web/backend.js's plan() (which backend, in which order, and why), run by
+"""web/engine/backend.js's plan() (which backend, in which order, and why), run by
 node on the real module: the order of issue 8, never WebGPU without
 shader-f16, fallback adapters with f16 accepted, models too big for the
 adapter's buffer limits kept off the GPU."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-BACKEND = Path(__file__).resolve().parents[1] / "web" / "backend.js"
+BACKEND = Path(__file__).resolve().parents[1] / "web" / "engine" / "backend.js"
 GPU = {"vendor": "google", "architecture": "swiftshader", "adapter": "google swiftshader", "features": ["shader-f16"],
        "fallback": True, "shaderF16": True, "subgroups": True, "maxBufferSize": 2**31,
        "maxStorageBufferBindingSize": 128 * 2**20}

@@ -23,7 +23,7 @@ def _builds(dist: Path) -> dict:
 
 def _objdump() -> Path | None:
     """The chroot's wabt (1.0.42 reads wasm64 tables), else the host's, else None."""
-    root = CACHE / "engine" / engine_build.SUITE
+    root = engine_build.engine_dir(CACHE) / engine_build.SUITE
     if (root / "usr" / "bin" / "wasm-objdump").exists():
         return root
     return Path("/") if shutil.which("wasm-objdump") else None
@@ -56,7 +56,7 @@ def test_builds_json_follows_the_contract(dist):
     assert simd["module"] == "engine/simd/index.js" and simd["wasm"] == "engine/simd/wasm/wllama.wasm"
     assert simd["simd_kernels"] is True and simd["webgpu"] is False and "simd128" in simd["requires"]
     assert doc["default_cpu"] == "simd"
-    # 32-bit memory where the model fits, Memory64 for larger ones (web/engine_build.js chooses).
+    # 32-bit memory where the model fits, Memory64 for larger ones (web/engine/build_select.js chooses).
     assert {b["id"]: b["memory"] for b in doc["builds"]} == {
         "stock": "memory64", "simd": "wasm32", "relaxed": "wasm32", "simd64": "memory64"}
     # The toolchain that made it, against the recorded versions.
@@ -145,7 +145,7 @@ def test_the_relaxed_build_has_relaxed_dot_products_and_no_fused_float_ops(dist)
 def _sdist_file(rel: Path) -> str:
     import tarfile
 
-    sdist = CACHE / "engine" / "src" / engine_build.SDIST[0]
+    sdist = engine_build.engine_dir(CACHE) / "src" / engine_build.SDIST[0]
     if not sdist.exists():
         pytest.skip("the llama-cpp-python sdist is not cached here (the engine build downloads it)")
     name = sdist.name.removesuffix(".tar.gz") + "/vendor/llama.cpp/" + str(rel).removeprefix("llama.cpp/")
@@ -281,6 +281,7 @@ def test_no_toolchain_ships_the_stock_engine_only(tmp_path, monkeypatch):
     monkeypatch.setattr(engine_build, "_why_no_toolchain", lambda: "not a Debian system")
     lines: list[str] = []
     empty_cache = tmp_path / "cache"
+    monkeypatch.setenv("OFFGRID_ENGINE_CACHE", str(empty_cache / "engine"))  # not the machine-wide one
     doc = engine_build.assemble(tmp_path / "dist", empty_cache, log=lines.append)
     assert doc == {"builds": [engine_build.STOCK], "default_cpu": "stock"}
     assert json.loads((tmp_path / "dist" / "engine" / "builds.json").read_text()) == doc
@@ -290,7 +291,7 @@ def test_no_toolchain_ships_the_stock_engine_only(tmp_path, monkeypatch):
 
 def test_a_moved_toolchain_is_reported_in_one_line(dist, monkeypatch):
     _require_simd(_builds(dist))
-    root = CACHE / "engine" / engine_build.SUITE
+    root = engine_build.engine_dir(CACHE) / engine_build.SUITE
     installed = engine_build.installed_versions(root)
     assert set(installed) == set(engine_build.TOOLCHAIN)
     lines: list[str] = []

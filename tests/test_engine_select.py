@@ -1,4 +1,4 @@
-"""web/engine_build.js's choice of engine build, run in node (the same module the worker imports)."""
+"""web/engine/build_select.js's choice of engine build, run in node (the same module the worker imports)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ const out = cases.map(([f, backend, builds, requested, bytes, quantization]) => 
 });
 out.push(detectFeatures({jspi: true, memory64: true}));
 console.log(JSON.stringify(out));
-""" % json.dumps((ROOT / "web" / "engine_build.js").as_uri())
+""" % json.dumps((ROOT / "web" / "engine" / "build_select.js").as_uri())
     r = subprocess.run([node, "--input-type=module", "-e", script, json.dumps(cases)],
                        capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
@@ -123,7 +123,7 @@ const [ours, stock] = JSON.parse(process.argv[1]);
 const m = (quantization) => ({ bytes: 100_000_000, quantization });
 console.log(JSON.stringify([weightBytes(ours, m('Q4_1')), weightBytes(ours, m('Q4_K_M')), weightBytes(stock, m('Q4_1')),
   weightBytes(ours, { bytes: 5 })]));
-""" % json.dumps((ROOT / "web" / "engine_build.js").as_uri())
+""" % json.dumps((ROOT / "web" / "engine" / "build_select.js").as_uri())
     r = subprocess.run([node, "--input-type=module", "-e", script, json.dumps([ours, engine_build.STOCK])],
                        capture_output=True, text=True, check=True)
     assert json.loads(r.stdout) == [120_000_000, 100_000_000, 100_000_000, 5]

@@ -1,4 +1,4 @@
-"""web/memory_budget.js against native llama.cpp (llama-cpp-python, the same
+"""web/engine/memory_budget.js against native llama.cpp (llama-cpp-python, the same
 llama.cpp source as the browser engine): the estimate made before loading
 must cover what llama.cpp really allocates (weights, KV cache, compute
 buffers) without refusing models that fit. The JS module runs in Node."""
@@ -37,7 +37,7 @@ def native_bytes(path, n_ctx: int) -> int:
 def js(expr: str) -> object:
     node = shutil.which("node")
     assert node, "Node.js is needed (the build uses it for npm)"
-    script = f"import * as b from {json.dumps((ROOT / 'web' / 'memory_budget.js').as_uri())}; console.log(JSON.stringify({expr}));"
+    script = f"import * as b from {json.dumps((ROOT / 'web' / 'engine' / 'memory_budget.js').as_uri())}; console.log(JSON.stringify({expr}));"
     out = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 

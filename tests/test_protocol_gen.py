@@ -1,4 +1,4 @@
-"""web/protocol.gen.js: generated from protocol.py, never stale, and its JS
+"""web/shared/protocol.gen.js: generated from protocol.py, never stale, and its JS
 validate() refuses the same frames as Python's decode, with the same code and field."""
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from offgrid import protocol as p
 from offgrid_dev import gen_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
-GENERATED = ROOT / "web" / "protocol.gen.js"
+GENERATED = ROOT / "web" / "shared" / "protocol.gen.js"
 
 
 def test_generated_js_is_up_to_date():
     expected = gen_protocol.render()
     actual = GENERATED.read_text(encoding="utf-8") if GENERATED.exists() else "<missing>"
     # A plain bool assert: a 700-line diff of the schema would hide the advice.
-    assert actual == expected, "web/protocol.gen.js is stale: run `python3 build.py`"
+    assert actual == expected, "web/shared/protocol.gen.js is stale: run `python3 build.py`"
 
 
 def test_generated_js_names_every_type_and_error_code():

@@ -22,7 +22,7 @@ def _entries(dist: Path) -> dict[str, dict[str, str]]:
 
 def test_precache_covers_every_runtime_file_but_the_weights(dist):
     urls = _entries(dist)
-    for must in ("index.html", "app.css", "manifest.webmanifest", "js/main.js", "js/engine.worker.js", "js/pwa.js",
+    for must in ("index.html", "app.css", "manifest.webmanifest", "js/page/main.js", "js/engine/engine.worker.js", "js/page/pwa.js",
                  "vendor/wllama/index.js", "vendor/wllama/wasm/wllama.wasm",
                  "vendor/wllama-compat/wllama.js", "vendor/wllama-compat/wllama.wasm",
                  "vendor/pyodide/pyodide.mjs", "vendor/pyodide/pyodide.asm.wasm", "vendor/pyodide/python_stdlib.zip",

@@ -1,12 +1,13 @@
 #!/bin/bash
 # Time the wasm dot-product kernels alone: upstream ggml SIMD128 vs ours with relaxed SIMD.
-# Needs the engine build's chroot and sdist (python3 build.py makes them): .cache/engine/.
+# Needs the engine build's chroot and sdist (python3 build.py makes them): engine_build.engine_dir.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
-chroot_dir=$root/.cache/engine/sid
+engine=$(cd "$root" && python3 -c 'import sys; from pathlib import Path; sys.path.insert(0, "py"); from offgrid_dev.engine_build import engine_dir; print(engine_dir(Path(".cache")))')
+chroot_dir=$engine/sid
 work=$chroot_dir/tmp/wasm_kernels; rm -rf "$work"; mkdir -p "$work/bench/wasm_kernels" "$work/py/offgrid_dev/engine"
 # upstream's three functions, renamed, as the baseline
-python3 "$here/extract_upstream.py" "$root/.cache/engine/src/llama_cpp_python-0.3.36.tar.gz" "$root/py" > "$work/bench/wasm_kernels/upstream.inc"
+python3 "$here/extract_upstream.py" "$engine/src/llama_cpp_python-0.3.36.tar.gz" "$root/py" > "$work/bench/wasm_kernels/upstream.inc"
 cp "$here/bench.c" "$here/tried.c" "$work/bench/wasm_kernels/"; cp "$root/py/offgrid_dev/engine/wasm_dot_kernels.c" "$work/py/offgrid_dev/engine/"
 mountpoint -q "$chroot_dir/proc" || mount --bind /proc "$chroot_dir/proc"
 # Node (the chroot's) and Chromium: V8 versions differ, and Chromium is what the app runs in.

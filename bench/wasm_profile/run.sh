@@ -5,7 +5,8 @@
 # TREE: wasm32 (default; its libraries are the last variant built there, relaxed) or memory64.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
-chroot_dir=$root/.cache/engine/sid
+engine=$(cd "$root" && python3 -c 'import sys; from pathlib import Path; sys.path.insert(0, "py"); from offgrid_dev.engine_build import engine_dir; print(engine_dir(Path(".cache")))')
+chroot_dir=$engine/sid
 tree=/build/${TREE:-wasm32}/wllama
 mem=""; max=4GB; [ "${TREE:-wasm32}" = memory64 ] && { mem="-sMEMORY64=1"; max=8GB; }
 work=$chroot_dir/tmp/wasm_profile; rm -rf "$work"; mkdir -p "$work"

@@ -12,9 +12,10 @@ is unchanged. Recipe and measurements: ../shared/wasm-simd/RECIPE.md.
 Inputs, each pinned and checked: wllama from node_modules (npm ci checked it
 against package-lock.json's integrity), the sdist by its sha256, the Debian
 packages by the versions recorded in TOOLCHAIN (a moving suite: a difference is
-printed, not hidden). The result is cached in .cache/engine/<key>, key = hash
+printed, not hidden). The result is cached in <engine cache>/<key>, key = hash
 of all of that plus the recipe files: a second build compiles nothing and makes
-no request.
+no request. The engine cache is machine-wide (engine_dir: /var/cache/offgrid/engine
+for root, so every clone and CI reuse one compile; OFFGRID_ENGINE_CACHE overrides).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Variant:
     @property
     def memory(self) -> str:
         """'wasm32' or 'memory64', from the processor it is compiled for (build-in-chroot.sh's PROC,
-        wasm64 unless set); web/engine_build.js keeps models too large for wasm32 off it."""
+        wasm64 unless set); web/engine/build_select.js keeps models too large for wasm32 off it."""
         return "wasm32" if dict(self.env).get("PROC") == "wasm32" else "memory64"
 
     @property
@@ -125,6 +126,16 @@ def wllama_integrity() -> str:
     return f"{entry['version']} {entry['integrity']}"
 
 
+def engine_dir(cache: Path) -> Path:
+    """Where the chroot, the sdist and the compiled builds live. Machine-wide for root: a build is
+    keyed by all its inputs, so clones (CI's fresh one too) share one 40-minute compile."""
+    if os.environ.get("OFFGRID_ENGINE_CACHE"):
+        return Path(os.environ["OFFGRID_ENGINE_CACHE"])
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/cache/offgrid/engine")
+    return cache / "engine"
+
+
 def cache_key(variant: Variant) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({
@@ -156,7 +167,7 @@ def _apt_install(packages: list[str], log) -> None:
 
 def _chroot(cache: Path, log) -> Path:
     """The sid chroot with emscripten, made once with mmdebstrap (about 1 min, 1.1 GB)."""
-    root = cache / "engine" / SUITE
+    root = engine_dir(cache) / SUITE
     if (root / "usr" / "bin" / "emcc").exists():
         return root
     if not shutil.which("mmdebstrap"):
@@ -189,7 +200,7 @@ def _check_toolchain(root: Path, log) -> dict:
 
 def _sdist(cache: Path, log) -> Path:
     name, req, sha = SDIST
-    path = cache / "engine" / "src" / name
+    path = engine_dir(cache) / "src" / name
     if not path.exists():
         log(f"  downloading {req} sdist (77 MB, PyPI)")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -320,7 +331,7 @@ def kernel_count(root: Path | None, wasm: Path, op: str = "i32x4.dot_i16x8_s") -
 def build(cache: Path, variant: Variant = SIMD, log=print) -> Path | None:
     """The cached build dir (wllama.js, wllama.wasm, build.json) of `variant`, or None when this
     machine cannot have the toolchain (then the site ships the stock engine only)."""
-    out = cache / "engine" / cache_key(variant)
+    out = engine_dir(cache) / cache_key(variant)
     if (out / "build.json").exists():
         return out
     why = _why_no_toolchain()
@@ -374,7 +385,7 @@ def _try_build(cache: Path, variant: Variant, log) -> Path | None:
     except (subprocess.CalledProcessError, OSError) as exc:
         # A download or compile that fails must not stop the site: say so in one line and ship
         # what was built. (CI is Debian + root, where the engine tests then fail.)
-        log(f"  ENGINE: building the {variant.id} engine failed ({exc}); see {cache / 'engine'}; "
+        log(f"  ENGINE: building the {variant.id} engine failed ({exc}); see {engine_dir(cache)}; "
             "the site ships the builds made so far")
         return None
 

@@ -32,8 +32,8 @@ def npm_ci(log=print) -> None:
 
 
 def write_protocol_js() -> bool:
-    """Regenerate web/protocol.gen.js; True when it changed."""
-    target = ROOT / "web" / "protocol.gen.js"
+    """Regenerate web/shared/protocol.gen.js; True when it changed."""
+    target = ROOT / "web" / "shared" / "protocol.gen.js"
     text = gen_protocol.render()
     if target.exists() and target.read_text() == text:
         return False
@@ -109,13 +109,15 @@ def assemble(dist: Path, cache: Path, log=print) -> dict:
     log("assembling the site")
     npm_ci(log)
     if write_protocol_js():
-        log("  regenerated web/protocol.gen.js")
+        log("  regenerated web/shared/protocol.gen.js")
     dist.mkdir(parents=True, exist_ok=True)
     for path in (ROOT / "static").rglob("*"):
         if path.is_file():
             _copy(path, dist / path.relative_to(ROOT / "static"))
-    for path in (ROOT / "web").glob("*.js"):
-        _copy(path, dist / "js" / path.name)
+    # web/<where it runs>/*.js -> js/<where it runs>/ (the service worker is bundled by pwa.py).
+    for where in ("page", "engine", "shared"):
+        for path in (ROOT / "web" / where).glob("*.js"):
+            _copy(path, dist / "js" / where / path.name)
     _wllama(dist)
     _markdown(dist)
     log("  engine builds")

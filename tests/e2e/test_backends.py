@@ -4,7 +4,7 @@ it fails. Real Chromium, real engine, real model.
 The WebGPU tests run on lavapipe (tests/webgpu_lavapipe/: a CPU-emulated Vulkan
 device with shader-f16, slow: ~2 tokens/s), so they keep answers very short.
 The forced failures use the worker's documented test hooks (URL fragment
-#offgrid-test=..., see web/engine.worker.js): each makes a real failure happen
+#offgrid-test=..., see web/engine/engine.worker.js): each makes a real failure happen
 inside the real engine worker (a refused adapter, a destroyed GPUDevice, a
 realm without JSPI); nothing is faked.
 """

@@ -112,7 +112,7 @@ def test_two_threads_answer(app, dist):
 
 
 def test_the_cpu_kv_cache_is_q8_0_and_another_type_can_be_asked_for(app, dist):
-    """On the CPU the KV cache is q8_0 (web/backend.js says why); LoadModel.kv_cache overrides it."""
+    """On the CPU the KV cache is q8_0 (web/engine/backend.js says why); LoadModel.kv_cache overrides it."""
     app.open()
     app.wait_ready()
     loaded = load(app, backend="wasm-st")
@@ -135,7 +135,7 @@ class Native:
         import llama_cpp  # the test extra pins llama-cpp-python==0.3.36, built natively
 
         assert llama_cpp.__version__ == "0.3.36"
-        # The app's CPU KV cache is q8_0 (web/backend.js), which needs flash attention: the same here.
+        # The app's CPU KV cache is q8_0 (web/engine/backend.js), which needs flash attention: the same here.
         self.llm = llama_cpp.Llama(model_path=str(MODEL_FILE), n_ctx=N_CTX, n_threads=1, seed=1, verbose=False,
                                    logits_all=True, flash_attn=True, type_k=llama_cpp.GGML_TYPE_Q8_0,
                                    type_v=llama_cpp.GGML_TYPE_Q8_0)

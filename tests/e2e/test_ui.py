@@ -2,7 +2,7 @@
 Content-Security-Policy, the phone layout, the cold start and accessibility.
 Real Chromium, real site, real engine and model; nothing is faked. Answers
 that the model cannot be made to write are drawn through the view's real
-render path (web/view.js -> web/markdown.js -> marked + DOMPurify)."""
+render path (web/page/view.js -> web/page/markdown.js -> marked + DOMPurify)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ AUDIT = """([el, allowed]) => {
 
 # Draw an answer through the view's own path, as the controller would.
 SHOW_ANSWER = """async ([key, text]) => {
-  const view = await import('/js/view.js');
+  const view = await import('/js/page/view.js');
   view.addMessage(key, 'assistant', text, true);
   return document.querySelector(`.msg[data-key="${key}"] .text`).textContent;
 }"""

@@ -41,7 +41,7 @@ PAYLOADS = [
 ]
 
 # Elements an answer may contain after rendering (Markdown's output plus the
-# wrappers web/markdown.js adds); anything else means the sanitiser let it by.
+# wrappers web/page/markdown.js adds); anything else means the sanitiser let it by.
 ALLOWED = {
     "A", "BLOCKQUOTE", "BR", "CODE", "DEL", "EM", "H1", "H2", "H3", "H4", "H5", "H6", "HR", "LI", "OL", "P",
     "PRE", "SPAN", "STRONG", "TABLE", "TBODY", "TD", "TH", "THEAD", "TR", "UL", "DIV", "BUTTON",

@@ -7,7 +7,7 @@
 // The compute term was calibrated against llama.cpp's own "compute buffer size"
 // log lines for the catalog's models (see tests/test_memory_budget.py).
 
-import { WASM32_MAX } from './engine_build.js';
+import { WASM32_MAX } from './build_select.js';
 
 const MB = 1024 * 1024;
 const UBATCH = 512; // llama.cpp's default micro-batch

@@ -5,7 +5,7 @@
 // half-finished download resumes from the chunks already stored and a corrupt
 // byte never reaches the engine. The stored chunks are composed into one Blob
 // for the engine: no full copy in JavaScript memory, none in Python.
-import { openDB } from '../vendor/idb/index.js';
+import { openDB } from '../../vendor/idb/index.js';
 
 const DB_NAME = 'offgrid-weights';
 const DB_VERSION = 1;
@@ -31,7 +31,7 @@ export class WeightStoreError extends Error {
   }
 }
 
-/** @type {Promise<import('../vendor/idb/index.js').IDBPDatabase> | null} */
+/** @type {Promise<import('../../vendor/idb/index.js').IDBPDatabase> | null} */
 let dbPromise = null;
 function db() {
   dbPromise ??= openDB(DB_NAME, DB_VERSION, {

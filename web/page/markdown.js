@@ -4,8 +4,8 @@
 // page request anything. Raw HTML inside the Markdown is shown as text, images
 // become their alt text (no request may leave the device), and links keep only
 // http(s)/mailto targets and open in a new tab without an opener.
-import { Marked } from '../vendor/marked/marked.esm.js';
-import createDOMPurify from '../vendor/dompurify/purify.es.mjs';
+import { Marked } from '../../vendor/marked/marked.esm.js';
+import createDOMPurify from '../../vendor/dompurify/purify.es.mjs';
 
 /** @param {string} s */
 const escapeHtml = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -2,7 +2,7 @@
 // new build has been installed beside the running one, offers
 // "Reload to update". The new version takes over only on that click, so a
 // page never runs files of two builds (see web/sw/sw.js).
-import { Workbox } from '../vendor/workbox-window/workbox-window.prod.mjs';
+import { Workbox } from '../../vendor/workbox-window/workbox-window.prod.mjs';
 
 const CHECK_EVERY_MS = 60 * 60 * 1000; // an app left open for days still notices a new build
 
@@ -33,7 +33,7 @@ function offerUpdate(onReload) {
 /** Register the service worker; does nothing where there are none (or no secure context). */
 export function registerServiceWorker() {
   if (!('serviceWorker' in navigator)) return null;
-  const wb = new Workbox(new URL('../sw.js', import.meta.url).href);
+  const wb = new Workbox(new URL('../../sw.js', import.meta.url).href);
   // 'waiting': a new build is installed and waits for the pages of this one.
   wb.addEventListener('waiting', () => offerUpdate(() => wb.messageSkipWaiting()));
   // A new build took over (pressed here or in another tab): this page's files are

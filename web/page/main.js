@@ -8,7 +8,7 @@ import { registerServiceWorker } from './pwa.js';
 
 performance.mark('offgrid:boot');
 registerServiceWorker();
-const workerUrl = new URL('./engine.worker.js', import.meta.url);
+const workerUrl = new URL('../engine/engine.worker.js', import.meta.url);
 // Test hooks, to behave as a smaller device would: ?device_memory_gb=0.5 (what
 // navigator.deviceMemory says) and ?quota_mb=40 (the storage quota the browser grants).
 for (const [key, value] of new URLSearchParams(location.search)) {
@@ -52,9 +52,9 @@ window.offgrid = createApi(bridge, () => controller);
 async function bootPython() {
   view.setStatus('Loading the Python runtime…', 'busy');
   const stored = store.loadAll(); // read while Pyodide boots
-  const { loadPyodide } = await import('../vendor/pyodide/pyodide.mjs');
+  const { loadPyodide } = await import('../../vendor/pyodide/pyodide.mjs');
   pyodide = await loadPyodide({
-    indexURL: new URL('../vendor/pyodide/', import.meta.url).href,
+    indexURL: new URL('../../vendor/pyodide/', import.meta.url).href,
     packages: ['offgrid'],
   });
   performance.mark('offgrid:pyodide-ready');

@@ -1,7 +1,7 @@
 // Conversations and app settings in IndexedDB. The Python controller decides
 // what to store (JSON text); this only keeps it. Writes are queued by
 // IndexedDB in order, so a later save always wins.
-import { openDB } from '../vendor/idb/index.js';
+import { openDB } from '../../vendor/idb/index.js';
 
 const DB_NAME = 'offgrid-chats';
 const SETTINGS_KEY = 'app';

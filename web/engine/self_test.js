@@ -8,7 +8,7 @@
 // positions where both choose the same token. f16 GPU kernels and f32 CPU
 // kernels may still differ on a near tie, so the threshold is below 1; a
 // broken GPU disagrees almost everywhere.
-import { openDB } from '../vendor/idb/index.js';
+import { openDB } from '../../vendor/idb/index.js';
 
 export const PROMPT = 'The capital of France is';
 export const THRESHOLD = 0.75;

@@ -3,23 +3,23 @@
 // Every frame in is validated with the generated protocol module; every
 // refusal is an EngineError naming the field or state, and the worker stays
 // usable. It holds no chat logic: the controller sends whole prompts.
-import { Wllama } from '../vendor/wllama/index.js';
+import { Wllama } from '../../vendor/wllama/index.js';
 import { countTokens, generate } from './generation.js';
-import { PROTOCOL_VERSION, T, make, validate } from './protocol.gen.js';
+import { PROTOCOL_VERSION, T, make, validate } from '../shared/protocol.gen.js';
 import { probe, choose, plan, adapterKey, kvCacheFor } from './backend.js';
 import * as selfTest from './self_test.js';
 import {
   deleteModel, ensureStored, isCached, openModel, simulateQuota, storageEstimate, storedModels, WeightStoreError,
 } from './weight_store.js';
 import { budget, fitContext } from './memory_budget.js';
-import { EngineBuildError, WASM32_MAX, describe, detectFeatures, fetchBuilds, loadBuild, memoryOf, selectBuild, weightBytes } from './engine_build.js';
+import { EngineBuildError, WASM32_MAX, describe, detectFeatures, fetchBuilds, loadBuild, memoryOf, selectBuild, weightBytes } from './build_select.js';
 
 /** @typedef {Blob | import('./weight_store.js').StoredModelFile} ModelFile  what the engine reads weights from */
 
 const ENGINE = 'wllama 3.8.1'; // which build (stock, simd) runs a model: ModelLoaded.engine
 const AUTO_SELF_TEST_TOKENS = 8; // small: a software GPU decodes ~2 tokens/s
 const here = (path) => new URL(path, import.meta.url).href;
-const SITE_ROOT = here('../');
+const SITE_ROOT = here('../../');
 const builds = fetchBuilds(SITE_ROOT);
 
 /** @type {(type: string, fields?: object, id?: string) => void} */
@@ -62,7 +62,7 @@ const state = {
   /** @type {Wllama | null} */ wllama: null,
   modelId: '',
   /** @type {import('./backend.js').Choice | null} */ choice: null,
-  /** @type {import('./engine_build.js').Build | null} */ build: null, // the engine build running the model
+  /** @type {import('./build_select.js').Build | null} */ build: null, // the engine build running the model
   /** @type {{id: string, abort: AbortController} | null} */ generation: null,
   loadedKey: '', // which LoadModel the loaded model answers, to reuse a warm-up load
   /** @type {Record<string, any> | null} */ loadedInfo: null, // the ModelLoaded fields
@@ -85,7 +85,7 @@ const probed = probe();
 const hooks = new URL(self.location.href).searchParams;
 const simulatedMemoryGb = Number(hooks.get('device_memory_gb')) || 0;
 if (Number(hooks.get('quota_mb')) > 0) simulateQuota(Number(hooks.get('quota_mb')) * 1e6);
-const catalog = fetch(here('../models/catalog.json')).then((r) => {
+const catalog = fetch(here('../../models/catalog.json')).then((r) => {
   if (!r.ok) throw new Error(`catalog.json: HTTP ${r.status}`);
   return r.json();
 });
@@ -99,7 +99,7 @@ function store(model) {
   if (!d) {
     d = { promise: null, requestId: '' };
     const entry = d;
-    d.promise = ensureStored(model, here(`../models/${model.file}`), (p) => post(T.LoadProgress, {
+    d.promise = ensureStored(model, here(`../../models/${model.file}`), (p) => post(T.LoadProgress, {
       model_id: model.id, phase: p.phase, loaded: p.loaded, total: p.total, from_cache: p.fromCache, rate: p.rate,
     }, entry.requestId));
     downloads.set(model.id, d);

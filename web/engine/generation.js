@@ -1,7 +1,7 @@
 // Text generation on a loaded wllama instance: Chat, Complete, Continue,
 // ChatBatch (concurrent, one slot each) and CountTokens. Each job streams
 // Delta frames and ends with exactly one GenerateEnd, whatever happens.
-import { T } from './protocol.gen.js';
+import { T } from '../shared/protocol.gen.js';
 
 /** Sampling from the protocol, in llama.cpp server's names. */
 function samplingParams(s) {
@@ -22,7 +22,7 @@ function jobsOf(req) {
 
 /**
  * Stream one job; posts Delta, GenerateEnd and Speed for it.
- * @param {import('../vendor/wllama/index.js').Wllama} w
+ * @param {import('../../vendor/wllama/index.js').Wllama} w
  */
 async function runJob(w, id, job, req, signal, post, backend) {
   const t0 = performance.now();
