@@ -5,7 +5,7 @@
 // usable. It holds no chat logic: the controller sends whole prompts.
 import { Wllama } from '../../vendor/wllama/index.js';
 import { countTokens, generate } from './generation.js';
-import { PROTOCOL_VERSION, T, make, validate } from '../shared/protocol.gen.js';
+import { PROTOCOL_VERSION, T, make, validate } from '../shared/protocol.js';
 import { probe, choose, plan, adapterKey, kvCacheFor } from './backend.js';
 import * as selfTest from './self_test.js';
 import {

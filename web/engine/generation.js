@@ -1,7 +1,7 @@
 // Text generation on a loaded wllama instance: Chat, Complete, Continue,
 // ChatBatch (concurrent, one slot each) and CountTokens. Each job streams
 // Delta frames and ends with exactly one GenerateEnd, whatever happens.
-import { T } from '../shared/protocol.gen.js';
+import { T } from '../shared/protocol.js';
 
 /** Sampling from the protocol, in llama.cpp server's names. */
 function samplingParams(s) {

@@ -5,7 +5,7 @@
 //   const run = offgrid.request('Chat', { messages: [{ role: 'user', content: 'Hi' }] });
 //   for await (const ev of run) if (ev.type === 'Delta') console.log(ev.text);
 //   const { n_tokens } = await offgrid.call('CountTokens', { text: 'Hello' });
-import { PROTOCOL_VERSION, T, make } from '../shared/protocol.gen.js';
+import { PROTOCOL_VERSION, T, make } from '../shared/protocol.js';
 
 const GENERATING = new Set([T.Chat, T.Complete, T.Continue, T.ChatBatch]);
 const FINAL = {
