@@ -283,7 +283,7 @@ def test_no_toolchain_ships_the_stock_engine_only(tmp_path, monkeypatch):
     empty_cache = tmp_path / "cache"
     monkeypatch.setenv("OFFGRID_ENGINE_CACHE", str(empty_cache / "engine"))  # not the machine-wide one
     doc = engine_build.assemble(tmp_path / "dist", empty_cache, log=lines.append)
-    assert doc == {"builds": [engine_build.STOCK], "default_cpu": "stock"}
+    assert doc == {"builds": [engine_build.STOCK], "default_cpu": "stock", "wllama": engine_build.wllama_version()}
     assert json.loads((tmp_path / "dist" / "engine" / "builds.json").read_text()) == doc
     assert len(lines) == 1 and "not a Debian system" in lines[0] and "stock" in lines[0]
     assert not (tmp_path / "dist" / "engine" / "simd").exists()

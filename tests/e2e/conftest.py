@@ -137,6 +137,22 @@ def open_app():
 
 
 @pytest.fixture
+def hooked(dist, tmp_path, serve_folder):
+    """Serve a copy of the site whose engine worker has test hooks on: `hooked(no_jspi=True)`
+    (offgrid_dev/hooked_site.py; the shipped site has none, and no URL switches them on)."""
+    from offgrid_dev.hooked_site import make_hooked_site
+
+    count = 0
+
+    def make(isolate: bool = True, **hooks):
+        nonlocal count
+        count += 1
+        return serve_folder(make_hooked_site(dist, tmp_path / f"hooked-{count}", **hooks), isolate=isolate)
+
+    return make
+
+
+@pytest.fixture
 def site(dist, tmp_path, serve_folder):
     """A copy of the built site that a test may redeploy (weights hard-linked, not copied)."""
     root = tmp_path / "site"

@@ -3,8 +3,8 @@ it fails. Real Chromium, real engine, real model.
 
 The WebGPU tests run on lavapipe (tests/webgpu_lavapipe/: a CPU-emulated Vulkan
 device with shader-f16, slow: ~2 tokens/s), so they keep answers very short.
-The forced failures use the worker's documented test hooks (URL fragment
-#offgrid-test=..., see web/engine/engine.worker.js): each makes a real failure happen
+The forced failures use the engine's test hooks (tests/e2e/hooks/test_hooks.js, in a
+hooked copy of the site: the shipped one has none): each makes a real failure happen
 inside the real engine worker (a refused adapter, a destroyed GPUDevice, a
 realm without JSPI); nothing is faked.
 """
@@ -124,9 +124,9 @@ def test_lavapipe_webgpu_offloads_all_layers_answers_and_self_tests(launch, lava
     assert result["gpu_text"] and result["cpu_text"] and result["gpu_layers"] == diag["gpu_layers"]
 
 
-def test_refused_webgpu_adapter_falls_back_to_wasm_and_says_so(launch, lavapipe_env, server):
+def test_refused_webgpu_adapter_falls_back_to_wasm_and_says_so(launch, lavapipe_env, hooked):
     app = launch(lavapipe_env)
-    app.page.goto(server.url + "/#offgrid-test=webgpu-refuse")
+    app.page.goto(hooked(webgpu_refuse=True).url + "/")
     app.wait_ready(WEBGPU_BOOT_MS)
     diag = call(app, "GetDiagnostics")
     assert diag["shader_f16"]  # the page's probe saw a usable adapter; the engine's was refused
@@ -140,9 +140,9 @@ def test_refused_webgpu_adapter_falls_back_to_wasm_and_says_so(launch, lavapipe_
     assert "tok/s on wasm-mt" in (app.page.locator("#model-detail").text_content() or "")
 
 
-def test_lost_gpu_device_during_an_answer_falls_back_and_the_conversation_continues(launch, lavapipe_env, server):
+def test_lost_gpu_device_during_an_answer_falls_back_and_the_conversation_continues(launch, lavapipe_env, hooked):
     app = launch(lavapipe_env)
-    app.page.goto(server.url + "/#offgrid-test=webgpu-lose-device")
+    app.page.goto(hooked(webgpu_lose_device=True).url + "/")
     app.wait_ready(WEBGPU_BOOT_MS)
     assert call(app, "GetDiagnostics")["backend"] == "webgpu"
     short_answers(app, 6)
@@ -189,11 +189,12 @@ def test_without_isolation_headers_it_runs_single_thread(open_app, page, dist, s
     assert ask_and_wait(app, "Name a fruit.", 1).strip()
 
 
-def test_without_jspi_it_uses_the_local_compat_build_and_answers(open_app, page, server, dist):
+def test_without_jspi_it_uses_the_local_compat_build_and_answers(open_app, page, hooked, dist):
+    server = hooked(no_jspi=True)
     app = open_app(page, server.url)
     wasm = []
     page.context.on("request", lambda r: wasm.append(r.url) if r.url.endswith(".wasm") else None)
-    page.goto(server.url + "/#offgrid-test=no-jspi")
+    page.goto(server.url + "/")
     app.wait_ready()
     diag = call(app, "GetDiagnostics")
     assert diag["jspi"] is False and diag["compat"] is True, diag

@@ -215,11 +215,11 @@ def _quota(page, origin: str, size: int | None) -> None:
     cdp.send("Storage.overrideQuotaForOrigin", {"origin": origin, **({"quotaSize": size} if size is not None else {})})
 
 
-def test_a_model_that_does_not_fit_the_quota_is_refused_before_downloading(fresh, server, dist):
+def test_a_model_that_does_not_fit_the_quota_is_refused_before_downloading(fresh, hooked, dist):
     model = _default(dist)
     # A browser that grants 40 MB (Chromium enforces DevTools' quota override but
-    # estimate() does not report it, so the quota the app sees is injected here).
-    app = fresh(server.url, "?quota_mb=40")
+    # estimate() does not report it, so the quota the app sees is injected by a test hook).
+    app = fresh(hooked(quota_mb=40).url)
     page = app.page
     chunks = Chunks(page, model)
     _open(app)
@@ -324,9 +324,9 @@ def test_deleting_the_model_in_use_unloads_it_and_empties_the_store(fresh, serve
     assert listed[model["id"]] is False
 
 
-def test_a_device_without_enough_memory_is_told_why_before_any_download(fresh, server, dist):
+def test_a_device_without_enough_memory_is_told_why_before_any_download(fresh, hooked, dist):
     model = _default(dist)
-    app = fresh(server.url, "?device_memory_gb=0.25")
+    app = fresh(hooked(device_memory_gb=0.25).url)
     page = app.page
     chunks = Chunks(page, model)
     _open(app)
@@ -341,8 +341,8 @@ def test_a_device_without_enough_memory_is_told_why_before_any_download(fresh, s
     assert not chunks.requested
 
 
-def test_a_context_too_big_for_memory_is_made_smaller_and_said(fresh, server, dist, artifacts):
-    app = fresh(server.url, "?device_memory_gb=1")
+def test_a_context_too_big_for_memory_is_made_smaller_and_said(fresh, hooked, dist, artifacts):
+    app = fresh(hooked(device_memory_gb=1).url)
     page = app.page
     _open(app)
     app.wait_ready()

@@ -2,6 +2,8 @@
 // ChatBatch (concurrent, one slot each) and CountTokens. Each job streams
 // Delta frames and ends with exactly one GenerateEnd, whatever happens.
 import { T } from '../shared/protocol.js';
+import { recover } from './fallback.js';
+import { install } from './loading.js';
 
 /** Sampling from the protocol, in llama.cpp server's names. */
 function samplingParams(s) {
@@ -67,8 +69,12 @@ async function runJob(w, id, job, req, signal, post, backend) {
 }
 
 /** Run a Chat, Complete, Continue or ChatBatch request to the end. */
-export async function generate(w, id, req, signal, post, backend) {
+async function generate(w, id, req, signal, post, backend) {
   post(T.GenerateStart, {}, id);
+  if (signal.aborted) { // stopped while it waited: end each job without touching the engine
+    for (const job of jobsOf(req)) post(T.GenerateEnd, { reason: 'aborted', text: '', index: job.index }, id);
+    return;
+  }
   await Promise.all(jobsOf(req).map((job) => runJob(w, id, job, req, signal, post, backend)));
 }
 
@@ -79,11 +85,45 @@ export async function generate(w, id, req, signal, post, backend) {
  * Streamed, with one token generated: wllama 3.8.1's glue fails when a
  * non-streamed result ends inside a multi-byte character (an emoji, say).
  */
-export async function countTokens(w, req) {
+async function countTokens(w, req, signal) {
   let last = null;
-  const params = { max_tokens: 1, temperature: 0, stream: true, onData: (c) => { last = c; } };
+  const params = { max_tokens: 1, temperature: 0, stream: true, onData: (c) => { last = c; }, abortSignal: signal };
   if (req.messages.length) await w.createChatCompletion({ ...params, messages: req.messages, cache_prompt: true });
   else await w.createCompletion({ ...params, prompt: req.text, cache_prompt: false });
   const t = last?.timings;
   return { n_tokens: last?.usage?.prompt_tokens ?? (t ? t.prompt_n + t.cache_n : 0), cached_tokens: t?.cache_n ?? 0 };
+}
+
+/**
+ * Run one generation job (Chat, Complete, Continue, ChatBatch, CountTokens) on the loaded
+ * engine. A failure of the engine while it runs on the GPU (a lost device, out of memory)
+ * queues a recovery on the next backend, ahead of everything else.
+ * @param {import('./handler.js').Context} ctx
+ */
+export async function runGeneration(ctx, msg, signal) {
+  const { state, post, fail } = ctx;
+  const { id } = msg;
+  if (!state.current) return fail(id, 'no_model', 'No model is loaded.', 'Send LoadModel first.');
+  const w = state.current.engine;
+  const backend = state.choice?.backend ?? '';
+  let failure = '';
+  const watch = (type, fields = {}, rid = '') => {
+    if (type === T.EngineError && fields.code === 'inference_failed') {
+      failure = fields.message;
+      if (backend === 'webgpu') fields = { ...fields, hint: 'The GPU failed; Offgrid moves the model to the CPU. Regenerate to try again.' };
+    }
+    post(type, fields, rid);
+  };
+  try {
+    if (msg.type !== T.CountTokens) await generate(w, id, msg, signal, watch, backend);
+    else if (signal.aborted) fail(id, 'aborted', 'Stopped before the tokens were counted.');
+    else post(T.TokenCount, await countTokens(w, msg, signal), id);
+  } catch (err) {
+    if (msg.type === T.CountTokens && signal.aborted) return fail(id, 'aborted', 'Stopped while the tokens were counted.');
+    failure = String(err?.message ?? err);
+    fail(id, 'inference_failed', `The engine failed: ${failure}`, backend === 'webgpu' ? 'The GPU failed; Offgrid moves the model to the CPU.' : 'Try again; if it persists, reload the model.');
+  }
+  if (failure && backend === 'webgpu') {
+    ctx.queue.push({ id, kind: 'lifecycle', type: 'Recover', run: () => recover(ctx, id, 'webgpu', failure, install) }, true);
+  }
 }

@@ -1,6 +1,5 @@
-// GPU-vs-CPU correctness self-test, and what it found, remembered per model
-// and adapter (IndexedDB, so a GPU that produced garbage once is not trusted
-// with that model again on this device).
+// GPU-vs-CPU correctness self-test (self_test_memory.js remembers what it
+// found; self_test_job.js runs it on the engines).
 //
 // The GPU greedy-decodes a fixed prompt for N tokens; the CPU decodes it too,
 // and at each position where they differ it is asked for its own next token
@@ -8,31 +7,9 @@
 // positions where both choose the same token. f16 GPU kernels and f32 CPU
 // kernels may still differ on a near tie, so the threshold is below 1; a
 // broken GPU disagrees almost everywhere.
-import { openDB } from '../../vendor/idb/index.js';
 
 export const PROMPT = 'The capital of France is';
 export const THRESHOLD = 0.75;
-
-/** @type {Promise<any> | null} */
-let dbPromise = null;
-const db = () => (dbPromise ??= openDB('offgrid-backend', 1, { upgrade: (d) => d.createObjectStore('self_test') }));
-
-/** @returns {Promise<{agreement: number, passed: boolean, n_tokens: number, at: number} | null>} */
-export async function remembered(key) {
-  try {
-    return (await (await db()).get('self_test', key)) ?? null;
-  } catch {
-    return null;
-  }
-}
-
-export async function remember(key, result) {
-  try {
-    await (await db()).put('self_test', { ...result, at: Date.now() }, key);
-  } catch {
-    // Private mode or no quota: the test runs again next time.
-  }
-}
 
 /** Greedy pieces (one per generated token) of `w` after `prompt`. */
 export async function greedy(w, nTokens, prompt = PROMPT) {

@@ -9,14 +9,7 @@ import { registerServiceWorker } from './pwa.js';
 performance.mark('offgrid:boot');
 registerServiceWorker();
 const workerUrl = new URL('../engine/engine.worker.js', import.meta.url);
-// Test hooks, to behave as a smaller device would: ?device_memory_gb=0.5 (what
-// navigator.deviceMemory says) and ?quota_mb=40 (the storage quota the browser grants).
-for (const [key, value] of new URLSearchParams(location.search)) {
-  if (key === 'device_memory_gb' || key === 'quota_mb') workerUrl.searchParams.set(key, value);
-}
-// A test hook in the URL fragment (#offgrid-test=webgpu-refuse, see engine.worker.js) travels in the worker's name.
-const testHook = location.hash.match(/offgrid-test=[\w-]+/)?.[0] ?? '';
-const worker = new Worker(workerUrl, { type: 'module', name: testHook ? `engine#${testHook}` : 'engine' });
+const worker = new Worker(workerUrl, { type: 'module', name: 'engine' });
 const bridge = createBridge(worker);
 
 // Until Python is up, show the engine's download progress here.

@@ -1,0 +1,132 @@
+// Fake parts for the engine handler (web/engine/handler.js): a scripted
+// llama.cpp with wllama's methods, an in-memory weight store, a probe and
+// builds of our choosing. Only node's tests use them; the e2e tests run the
+// real engine.
+import { make } from '../../web/shared/protocol.js';
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** A gate a test opens to let a fake engine go on: `await gate.wait()`, `gate.open()`. */
+export function gate() {
+  let open;
+  const g = { opened: false, promise: null, open: () => { g.opened = true; open(); } };
+  g.promise = new Promise((resolve) => { open = resolve; });
+  return g;
+}
+
+/**
+ * A started fake engine. `script`: tokens to stream, `crashAfter` (throw after that many
+ * tokens), `hold` (a gate every stream waits on before its first token).
+ */
+export class FakeEngine {
+  constructor(script, options) {
+    this.script = script;
+    this.options = options;
+    this.exited = false;
+    /** @type {object[]} */ this.calls = [];
+  }
+
+  async #stream(params, piece) {
+    this.calls.push(params);
+    const { tokens = ['Hel', 'lo'], crashAfter = -1, hold = null } = this.script;
+    const n = Math.min(params.max_tokens > 0 ? params.max_tokens : tokens.length, tokens.length);
+    if (hold) await hold.promise;
+    for (let i = 0; i < n; i += 1) {
+      await tick();
+      if (params.abortSignal?.aborted) throw new Error('aborted by the signal');
+      if (i === crashAfter) throw new Error('RuntimeError: memory access out of bounds');
+      params.onData?.(piece(tokens[i]));
+    }
+    const timings = { prompt_n: 5, cache_n: 0, predicted_n: n, prompt_per_second: 100, predicted_per_second: 50 };
+    params.onData?.({ ...piece(''), choices: [{ ...piece('').choices[0], finish_reason: n < tokens.length ? 'length' : 'stop' }], timings, usage: { prompt_tokens: 5, completion_tokens: n } });
+  }
+
+  createChatCompletion(params) {
+    return this.#stream(params, (t) => ({ choices: [{ delta: { content: t } }] }));
+  }
+
+  createCompletion(params) {
+    return this.#stream(params, (t) => ({ choices: [{ text: t }] }));
+  }
+
+  getLoadedContextInfo() {
+    return { metadata: { 'general.architecture': 'llama', 'general.size_label': '135M' }, n_ctx: this.options.n_ctx, n_ctx_train: 8192, n_vocab: 49152, n_layer: 30, n_embd: 576 };
+  }
+
+  getChatTemplate() { return '{{ messages }}'; }
+
+  getNumThreads() { return this.options.n_threads; }
+
+  async exit() { this.exited = true; }
+}
+
+const GPU = {
+  vendor: 'fake', architecture: 'gpu', device: '', description: '', adapter: 'fake gpu', features: ['shader-f16'],
+  fallback: false, shaderF16: true, subgroups: false, maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 28,
+};
+
+export const MODEL = { id: 'tiny', name: 'Tiny', file: 'tiny.gguf', bytes: 1000, sha256: 'ab12', quantization: 'Q4_1', license: 'MIT', version: '1', chunks: ['ab12'] };
+export const OTHER = { ...MODEL, id: 'other', name: 'Other', file: 'other.gguf', sha256: 'cd34', chunks: ['cd34'] };
+
+/**
+ * A handler's parts, and what they saw. Options: `gpu` (a WebGPU adapter with shader-f16),
+ * `gpuBroken` (the engine loads nothing onto it), `script` (for every engine started).
+ */
+export function fakeParts({ gpu = false, gpuBroken = false, script = {} } = {}) {
+  /** @type {any[]} */ const frames = [];
+  /** @type {FakeEngine[]} */ const engines = [];
+  const stored = new Map();
+  const parts = {
+    post: (frame) => frames.push(JSON.parse(JSON.stringify(frame))),
+    probe: Promise.resolve({
+      crossOriginIsolated: true, hardwareConcurrency: 2, jspi: true, memory64: true, webgpu: gpu ? GPU : null,
+      webgpuError: gpu ? '' : 'no WebGPU here', deviceMemoryGb: 8, userAgent: 'node', browser: 'node', platform: 'test',
+    }),
+    catalog: Promise.resolve({ default: MODEL.id, models: [MODEL, OTHER], engine: { libllama_version: 'fake-1' } }),
+    builds: Promise.resolve({
+      builds: [{ id: 'stock', label: 'stock', requires: [], webgpu: true, simd_kernels: false, memory: 'memory64', max_memory: 4 * 2 ** 30, compat: null }],
+      default_cpu: 'stock', wllama: '0.0.0',
+    }),
+    engines: {
+      name: 'fake', libllamaVersion: 'fake-1',
+      async start(build, file, options, logger) {
+        await tick();
+        if (options.n_gpu_layers > 0) logger.log(`load_tensors: offloaded ${gpuBroken ? 0 : 31}/31 layers to GPU`);
+        logger.log('load_tensors:          CPU model buffer size =    92.00 MiB');
+        const e = new FakeEngine(script, { ...options, file });
+        engines.push(e);
+        return e;
+      },
+    },
+    weights: {
+      async ensureStored(model, onProgress) {
+        const had = stored.has(model.id);
+        onProgress({ phase: 'download', loaded: model.bytes, total: model.bytes, fromCache: had, rate: 0 });
+        stored.set(model.id, model);
+        return had;
+      },
+      openModel: async (model) => ({ size: model.bytes, name: model.file }),
+      isCached: async (model) => stored.has(model.id),
+      storedModels: async () => [...stored.values()].map((m) => ({ ...m, stored: m.bytes, complete: true })),
+      deleteModel: async (id) => { stored.delete(id); },
+      storageEstimate: async () => ({ usage: 0, quota: 1e9, persisted: false }),
+      fetchWhole: async () => { throw new Error('no network in tests'); },
+    },
+    selfTestMemory: { remembered: async () => null, remember: async () => {} },
+    origin: 'http://localhost:8000',
+    now: () => 0,
+  };
+  return { parts, frames, engines };
+}
+
+/** A request frame, as the page sends it. */
+export const request = (type, fields = {}, id = `r${Math.random().toString(36).slice(2, 8)}`) => make(type, fields, id);
+
+/** Wait until `pred(frames)` holds (the handler works asynchronously). */
+export async function until(frames, pred, what = 'a condition', ms = 2000) {
+  const t0 = Date.now();
+  while (!pred(frames)) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}; frames: ${frames.map((f) => `${f.type}:${f.id}${f.code ? `:${f.code}` : ''}`).join(' ')}`);
+    await tick();
+  }
+}

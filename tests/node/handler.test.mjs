@@ -1,0 +1,193 @@
+// The engine handler driven with a fake engine: the job queue's rules
+// (web/engine/job_queue.js), refusals, Stop, crashes, fallback and the
+// warm-up. Run by `python3 build.py test` (tests/test_node.py).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHandler } from '../../web/engine/handler.js';
+import { MODEL, OTHER, fakeParts, gate, request, until } from './fake_parts.mjs';
+
+const of = (frames, id) => frames.filter((f) => f.id === id);
+const types = (frames, id) => of(frames, id).map((f) => f.type);
+const CHAT = { messages: [{ role: 'user', content: 'Hi' }] };
+
+/** A handler with a loaded model (the warm-up and a LoadModel done). */
+async function loaded(options = {}) {
+  const fake = fakeParts(options);
+  const h = createHandler(fake.parts);
+  await h.start();
+  const load = request('LoadModel', { model_id: MODEL.id });
+  h.receive(load);
+  await until(fake.frames, (fs) => of(fs, load.id).some((f) => f.type === 'Diagnostics'), 'the LoadModel');
+  return { ...fake, h };
+}
+
+test('the warm-up loads the default model quietly; the LoadModel that follows joins it', async () => {
+  const { parts, frames, engines } = fakeParts();
+  const h = createHandler(parts);
+  await h.start();
+  assert.equal(frames[0].type, 'Hello');
+  assert.equal(frames[0].engine, 'fake 0.0.0');
+  const load = request('LoadModel', { model_id: MODEL.id });
+  h.receive(load);
+  await until(frames, (fs) => of(fs, load.id).some((f) => f.type === 'ModelLoaded'), 'ModelLoaded');
+  assert.equal(engines.length, 1, 'one engine: the LoadModel reused the warm-up');
+  assert.deepEqual(of(frames, '').map((f) => f.type).filter((t) => t !== 'Hello'), ['LoadProgress', 'LoadProgress', 'LoadProgress'], 'the warm-up posts progress only');
+  assert.equal(of(frames, load.id).find((f) => f.type === 'ModelLoaded').load_ms, 0);
+});
+
+test('a generation before any model is loaded is refused no_model', async () => {
+  const { parts, frames } = fakeParts();
+  const h = createHandler(parts); // not started: no warm-up
+  const chat = request('Chat', CHAT);
+  h.receive(chat);
+  await until(frames, (fs) => of(fs, chat.id).length > 0, 'an answer');
+  assert.equal(of(frames, chat.id)[0].code, 'no_model');
+});
+
+test('a second generation while one runs is busy, naming the first; so is a LoadModel', async () => {
+  const hold = gate();
+  const { h, frames } = await loaded({ script: { hold } });
+  const first = request('Chat', CHAT);
+  h.receive(first);
+  await until(frames, (fs) => types(fs, first.id).includes('GenerateStart'), 'the first to start');
+  const second = request('Complete', { prompt: 'x' });
+  const load = request('LoadModel', { model_id: OTHER.id });
+  h.receive(second);
+  h.receive(load);
+  await until(frames, (fs) => of(fs, load.id).length > 0, 'refusals');
+  assert.equal(of(frames, second.id)[0].code, 'busy');
+  assert.match(of(frames, second.id)[0].message, new RegExp(first.id));
+  assert.equal(of(frames, load.id)[0].code, 'busy');
+  hold.open();
+  await until(frames, (fs) => types(fs, first.id).includes('GenerateEnd'), 'the first to end');
+  assert.equal(of(frames, first.id).find((f) => f.type === 'GenerateEnd').reason, 'stop');
+});
+
+test('Stop before a generation starts ends it as aborted without touching the engine', async () => {
+  const { parts, frames, engines } = fakeParts();
+  const h = createHandler(parts);
+  await h.start(); // the warm-up is queued: the Chat waits behind it
+  const chat = request('Chat', CHAT);
+  h.receive(chat);
+  h.receive(request('Stop', { target: chat.id }));
+  await until(frames, (fs) => types(fs, chat.id).includes('GenerateEnd'), 'GenerateEnd');
+  assert.deepEqual(types(frames, chat.id), ['GenerateStart', 'GenerateEnd']);
+  assert.equal(of(frames, chat.id)[1].reason, 'aborted');
+  assert.equal(engines[0].calls.length, 0, 'the engine never saw the stopped Chat');
+});
+
+test('Stop reaches a CountTokens that is still counting', async () => {
+  const hold = gate();
+  const { h, frames, engines } = await loaded({ script: { hold } });
+  const count = request('CountTokens', { text: 'a long prompt' });
+  h.receive(count);
+  await until(frames, () => engines[0].calls.length === 1, 'the count to start');
+  assert.ok(engines[0].calls[0].abortSignal, 'the count runs with the job\'s signal');
+  h.receive(request('Stop', {}));
+  hold.open();
+  await until(frames, (fs) => of(fs, count.id).length > 0, 'the count to end');
+  assert.equal(of(frames, count.id)[0].type, 'EngineError');
+  assert.equal(of(frames, count.id)[0].code, 'aborted');
+  const after = request('CountTokens', { text: 'again' });
+  h.receive(after);
+  await until(frames, (fs) => of(fs, after.id).length > 0, 'the next count');
+  assert.equal(of(frames, after.id)[0].type, 'TokenCount', 'the engine is free again');
+});
+
+test('Stop while streaming keeps what was written', async () => {
+  const { h, frames } = await loaded({ script: { tokens: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] } });
+  const chat = request('Chat', CHAT);
+  h.receive(chat);
+  await until(frames, (fs) => of(fs, chat.id).filter((f) => f.type === 'Delta').length >= 2, 'two tokens');
+  h.receive(request('Stop', { target: chat.id }));
+  await until(frames, (fs) => types(fs, chat.id).includes('GenerateEnd'), 'GenerateEnd');
+  const end = of(frames, chat.id).find((f) => f.type === 'GenerateEnd');
+  assert.equal(end.reason, 'aborted');
+  assert.ok(end.text.startsWith('ab') && end.text.length < 8, end.text);
+});
+
+test('a LoadModel sent while a Chat waits runs after that Chat, on the model it was asked of', async () => {
+  const { parts, frames, engines } = fakeParts();
+  const h = createHandler(parts);
+  await h.start(); // the warm-up runs first
+  const chat = request('Chat', CHAT);
+  const load = request('LoadModel', { model_id: OTHER.id });
+  h.receive(chat);
+  h.receive(load);
+  await until(frames, (fs) => types(fs, load.id).includes('ModelLoaded'), 'the LoadModel');
+  const order = frames.filter((f) => f.id === chat.id || f.id === load.id).map((f) => `${f.id === chat.id ? 'chat' : 'load'}:${f.type}`);
+  assert.ok(order.indexOf('chat:GenerateEnd') < order.indexOf('load:ModelUnloaded'), order.join(' '));
+  assert.equal(engines[0].calls.length, 1, 'the Chat ran on the warm-up model');
+  assert.equal(engines[0].exited, true);
+  assert.equal(of(frames, load.id).find((f) => f.type === 'ModelLoaded').model_id, OTHER.id);
+});
+
+test('an engine that crashes mid-answer ends it with an error and a GenerateEnd, and stays usable', async () => {
+  const { h, frames } = await loaded({ script: { tokens: ['a', 'b', 'c'], crashAfter: 1 } });
+  const chat = request('Chat', CHAT);
+  h.receive(chat);
+  await until(frames, (fs) => types(fs, chat.id).includes('GenerateEnd'), 'GenerateEnd');
+  const got = of(frames, chat.id);
+  assert.deepEqual(got.map((f) => f.type), ['GenerateStart', 'Delta', 'EngineError', 'GenerateEnd']);
+  assert.equal(got[2].code, 'inference_failed');
+  assert.match(got[2].message, /memory access out of bounds/);
+  assert.equal(got[3].reason, 'error');
+  assert.equal(got[3].text, 'a');
+  const next = request('ListModels');
+  h.receive(next);
+  await until(frames, (fs) => types(fs, next.id).includes('ModelList'), 'ModelList');
+});
+
+test('each prompt of a ChatBatch ends with its own GenerateEnd', async () => {
+  const { h, frames } = await loaded();
+  const batch = request('ChatBatch', { prompts: Array.from({ length: 6 }, (_, i) => [{ role: 'user', content: `q${i}` }]) });
+  h.receive(batch);
+  await until(frames, (fs) => of(fs, batch.id).filter((f) => f.type === 'GenerateEnd').length === 6, 'six ends');
+  const ends = of(frames, batch.id).filter((f) => f.type === 'GenerateEnd').map((f) => f.index).sort();
+  assert.deepEqual(ends, [0, 1, 2, 3, 4, 5]);
+});
+
+test('WebGPU that loads nothing onto the GPU falls back to WASM, and says why', async () => {
+  const { h, frames, engines } = await loaded({ gpu: true, gpuBroken: true });
+  const fallback = frames.find((f) => f.type === 'BackendFallback');
+  assert.ok(fallback, 'a BackendFallback event');
+  assert.equal(fallback.from_backend, 'webgpu');
+  assert.equal(fallback.to_backend, 'wasm-mt');
+  assert.match(fallback.reason, /offloaded only 0\/31 layers/);
+  assert.equal(engines[0].exited, true, 'the engine that failed on the GPU was stopped');
+  const diag = request('GetDiagnostics');
+  h.receive(diag);
+  await until(frames, (fs) => types(fs, diag.id).includes('Diagnostics'), 'Diagnostics');
+  const d = of(frames, diag.id)[0];
+  assert.equal(d.backend, 'wasm-mt');
+  assert.equal(d.fallbacks.length, 1);
+  assert.equal(d.weight_buffers, 'CPU 92 MiB');
+});
+
+test('a GPU failure during an answer moves the model to the CPU before anything else runs', async () => {
+  const { h, frames, engines } = await loaded({ gpu: true, script: { tokens: ['a', 'b'], crashAfter: 1 } });
+  assert.equal(engines.length, 2, 'the GPU engine and the self-test\'s CPU engine');
+  assert.equal(frames.find((f) => f.type === 'ModelLoaded').backend, 'webgpu');
+  const chat = request('Chat', CHAT);
+  h.receive(chat);
+  await until(frames, (fs) => types(fs, chat.id).includes('GenerateEnd'), 'GenerateEnd');
+  const count = request('CountTokens', { text: 'x' }); // queued behind the recovery
+  h.receive(count);
+  await until(frames, (fs) => of(fs, count.id).length > 0, 'the count');
+  const after = frames.slice(frames.findIndex((f) => f.type === 'GenerateEnd' && f.id === chat.id));
+  assert.ok(after.findIndex((f) => f.type === 'ModelLoaded') < after.findIndex((f) => f.id === count.id), 'the recovery ran first');
+  assert.equal(after.find((f) => f.type === 'BackendFallback').to_backend, 'wasm-mt');
+  assert.equal(after.find((f) => f.type === 'ModelLoaded').backend, 'wasm-mt');
+});
+
+test('malformed frames are refused with the field named, and the handler goes on', async () => {
+  const { h, frames } = await loaded();
+  h.receive('{not json');
+  h.receive({ type: 'Chat', id: 'm1', v: 1, messages: 'hello' });
+  h.receive({ type: 'ModelLoaded', id: 'm2', v: 1 });
+  await until(frames, (fs) => fs.filter((f) => f.type === 'EngineError').length >= 3, 'three refusals');
+  const errors = frames.filter((f) => f.type === 'EngineError');
+  assert.equal(errors[0].code, 'bad_message');
+  assert.equal(errors.find((f) => f.id === 'm1').field, 'messages');
+  assert.equal(errors.find((f) => f.id === 'm2').code, 'bad_message');
+});
