@@ -119,6 +119,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def wllama_version() -> str:
+    """@wllama/wllama's version, from package.json (its one owner)."""
+    return json.loads((ROOT / "package.json").read_text())["dependencies"]["@wllama/wllama"]
+
+
 def wllama_integrity() -> str:
     """@wllama/wllama's integrity from package-lock.json (what npm ci checked node_modules against)."""
     lock = json.loads((ROOT / "package-lock.json").read_text())
@@ -371,7 +376,7 @@ def swap_glue(esm_index: Path, glue: Path, out: Path, variant: Variant) -> None:
 
 
 STOCK = {
-    "id": "stock", "label": "stock wllama 3.8.1 (no SIMD kernels)",
+    "id": "stock", "label": f"stock wllama {wllama_version()} (no SIMD kernels)",
     "module": "vendor/wllama/index.js", "wasm": "vendor/wllama/wasm/wllama.wasm",
     "compat": {"worker": "vendor/wllama-compat/wllama.js", "wasm": "vendor/wllama-compat/wllama.wasm"},
     "webgpu": True, "simd_kernels": False, "requires": ["jspi", "memory64"], "memory": "memory64",
@@ -431,7 +436,7 @@ def assemble(dist: Path, cache: Path, log=print) -> dict:
         builds.append(entry)
     # The CPU build for every browser with SIMD128; the worker takes relaxed where it validates.
     default_cpu = "simd" if any(b["id"] == "simd" for b in builds) else "stock"
-    doc = {"builds": builds, "default_cpu": default_cpu}
+    doc = {"builds": builds, "default_cpu": default_cpu, "wllama": wllama_version()}
     (dist / "engine").mkdir(parents=True, exist_ok=True)
     (dist / "engine" / "builds.json").write_text(json.dumps(doc, indent=1))
     return doc
