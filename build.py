@@ -4,6 +4,8 @@
     python3 build.py          assemble the site into dist/ (from pinned npm and PyPI packages)
     python3 build.py serve    install what is missing, build, and serve on http://localhost:8000
     python3 build.py test     install what tests need (Debian chromium too), build, run every test
+    python3 build.py protocol regenerate web/shared/protocol.gen.js after a change to py/offgrid/protocol.py
+                              (the other commands check it and stop while it is stale)
 
 Downloads go to .cache/ and are reused: a second build makes no network request.
 Only the standard library is needed to start; the rest is installed on demand.
@@ -56,10 +58,18 @@ def _webgpu_tools() -> None:
         _apt("the WebGPU e2e tests build two shims", ["gcc", "libc6-dev"])
 
 
-def build() -> None:
+def build(allow_stale_protocol: bool = False) -> None:
     from offgrid_dev.site import assemble
 
-    assemble(DIST, CACHE)
+    assemble(DIST, CACHE, allow_stale_protocol=allow_stale_protocol)
+
+
+def protocol() -> None:
+    """Write web/shared/protocol.gen.js from py/offgrid/protocol.py."""
+    from offgrid_dev.site import PROTOCOL_JS, write_protocol_js
+
+    changed = write_protocol_js()
+    print(f"{os.path.relpath(PROTOCOL_JS, ROOT)}: {'regenerated' if changed else 'already up to date'}")
 
 
 def main(argv: list[str]) -> int:
@@ -78,8 +88,11 @@ def main(argv: list[str]) -> int:
         # bench: tests/e2e/test_bench.py runs the benchmark harness (psutil, matplotlib) on a tiny prompt.
         _pip_install("test,bench", ["flask", "pytest", "playwright", "pytest_playwright", "hypothesis", "llama_cpp",
                                     "psutil", "matplotlib"])
-        build()
+        # A stale generated protocol module does not stop the tests: test_protocol_gen.py fails and says so.
+        build(allow_stale_protocol=True)
         return subprocess.run([sys.executable, "-m", "pytest", *argv[1:]], cwd=ROOT).returncode
+    elif cmd == "protocol":
+        protocol()
     else:
         print(__doc__)
         return 2

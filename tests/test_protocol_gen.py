@@ -1,9 +1,15 @@
-"""web/shared/protocol.gen.js: generated from protocol.py, never stale, and its JS
-validate() refuses the same frames as Python's decode, with the same code and field."""
+"""web/shared/protocol.gen.js: generated from protocol.py (data only), never stale, and
+the build refuses a stale copy; web/shared/protocol.js: its validate() refuses the same
+frames as Python's decode, with the same code and field, and its make() fills defaults
+and names the field it cannot fill."""
 
 from __future__ import annotations
 
+import copy
+import importlib.util
 import json
+import random
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,25 +17,198 @@ from pathlib import Path
 import pytest
 
 from offgrid import protocol as p
-from offgrid_dev import gen_protocol
+from offgrid_dev import gen_protocol, site
 
 ROOT = Path(__file__).resolve().parents[1]
-GENERATED = ROOT / "web" / "shared" / "protocol.gen.js"
+SHARED = ROOT / "web" / "shared"
+GENERATED = SHARED / "protocol.gen.js"
+
+
+# ------------------------------------------------------------ the generated file
 
 
 def test_generated_js_is_up_to_date():
     expected = gen_protocol.render()
     actual = GENERATED.read_text(encoding="utf-8") if GENERATED.exists() else "<missing>"
-    # A plain bool assert: a 700-line diff of the schema would hide the advice.
-    assert actual == expected, "web/shared/protocol.gen.js is stale: run `python3 build.py`"
+    # A plain bool assert: a diff of the schema would hide the advice.
+    assert actual == expected, "web/shared/protocol.gen.js is stale: run `python3 build.py protocol`"
 
 
-def test_generated_js_names_every_type_and_error_code():
+def test_generated_js_is_data_only():
+    """Every statement is `export const NAME = <literal>;`: no functions, no calls."""
     text = gen_protocol.render()
-    assert f"export const PROTOCOL_VERSION = {p.PROTOCOL_VERSION};" in text
-    for name in p.MESSAGE_TYPES:
-        assert f"  {name}: {json.dumps(name)}," in text
-    assert json.dumps(list(p.schema()["error_codes"])) in text
+    code = "\n".join(line for line in text.splitlines() if not line.startswith("//"))
+    code = re.sub(r"/\*\*.*?\*/", "", code, flags=re.S)  # JSDoc comments
+    assert not re.search(r"\bfunction\b|=>|\bimport\b|\bnew\b|\(", code)
+    for statement in (s.strip() for s in code.split(";")):
+        assert not statement or re.match(r"export const [A-Z_]+ = ", statement), statement[:80]
+    # Compact: one line per message type, not a pretty-printed schema.
+    assert len(text.splitlines()) < 150
+
+
+def test_no_javascript_is_kept_in_python():
+    source = Path(gen_protocol.__file__).read_text(encoding="utf-8")
+    for token in ("function ", "=>", "export function", "structuredClone"):
+        assert token not in source
+
+
+# ------------------------------------------------------------ the build checks it
+
+
+def test_the_build_refuses_a_stale_file(tmp_path, monkeypatch):
+    stale = tmp_path / "protocol.gen.js"
+    stale.write_text(gen_protocol.render().replace('"wasm-st"', '"wasm-xx"'), encoding="utf-8")
+    problem = site.protocol_js_problem(stale)
+    assert "python3 build.py protocol" in problem and "stale" in problem and "\n" not in problem
+    with pytest.raises(SystemExit) as info:
+        site.check_protocol_js(stale)
+    assert str(info.value.code) == problem
+
+    # assemble() stops before it does anything (no npm, no dist/), and leaves the file alone.
+    def no_npm(log=print):
+        raise AssertionError("the build went on past a stale protocol.gen.js")
+
+    monkeypatch.setattr(site, "PROTOCOL_JS", stale)
+    monkeypatch.setattr(site, "npm_ci", no_npm)
+    before = stale.read_text(encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        site.assemble(tmp_path / "dist", tmp_path / "cache", log=lambda line: None)
+    assert "python3 build.py protocol" in str(info.value.code)
+    assert not (tmp_path / "dist").exists() and stale.read_text(encoding="utf-8") == before
+
+    # A missing file is refused the same way.
+    assert "missing" in site.protocol_js_problem(tmp_path / "nope.gen.js")
+    # The up-to-date file passes.
+    fresh = tmp_path / "fresh.gen.js"
+    fresh.write_text(gen_protocol.render(), encoding="utf-8")
+    site.check_protocol_js(fresh)
+
+
+def test_build_test_goes_on_with_a_warning_so_the_staleness_test_can_fail(tmp_path, monkeypatch):
+    """`python3 build.py test` builds with allow_stale_protocol: a warning, then the tests run."""
+    stale = tmp_path / "protocol.gen.js"
+    stale.write_text("// old\n", encoding="utf-8")
+    monkeypatch.setattr(site, "PROTOCOL_JS", stale)
+
+    class PastTheCheck(Exception):
+        pass
+
+    def npm_ci(log=print):
+        raise PastTheCheck
+
+    monkeypatch.setattr(site, "npm_ci", npm_ci)
+    lines: list[str] = []
+    with pytest.raises(PastTheCheck):
+        site.assemble(tmp_path / "dist", tmp_path / "cache", log=lines.append, allow_stale_protocol=True)
+    assert any(line.startswith("WARNING:") and "python3 build.py protocol" in line for line in lines)
+    assert stale.read_text(encoding="utf-8") == "// old\n"  # checked, never rewritten by a build
+
+
+def _build_py(monkeypatch, tmp_path):
+    monkeypatch.setenv("OFFGRID_DIST", str(tmp_path / "dist"))
+    monkeypatch.setenv("OFFGRID_CACHE", str(tmp_path / "cache"))
+    spec = importlib.util.spec_from_file_location("offgrid_build_py", ROOT / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_build_py_stops_on_a_stale_file_and_protocol_regenerates_it(tmp_path, monkeypatch, capsys):
+    build_py = _build_py(monkeypatch, tmp_path)
+    target = tmp_path / "protocol.gen.js"
+    target.write_text("// old\n", encoding="utf-8")
+    monkeypatch.setattr(site, "PROTOCOL_JS", target)
+    with pytest.raises(SystemExit) as info:
+        build_py.main([])
+    assert "run `python3 build.py protocol`" in str(info.value.code)
+    assert not (tmp_path / "dist").exists()
+
+    assert build_py.main(["protocol"]) == 0
+    assert target.read_text(encoding="utf-8") == gen_protocol.render()
+    assert "regenerated" in capsys.readouterr().out
+    assert build_py.main(["protocol"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert "build.py protocol" in build_py.__doc__
+
+
+# ------------------------------------------------------------ JS in node
+
+
+@pytest.fixture(scope="module")
+def run_js(tmp_path_factory):
+    """run_js(body, data) runs `body` as an ES module in node with `P` = web/shared/protocol.js
+    and `data` = the JSON value given; the script prints its result with out(value)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not on PATH")
+    tmp = tmp_path_factory.mktemp("protocol_js")
+    # package.json has no "type": "module" at the root, so node needs one beside the copies.
+    (tmp / "package.json").write_text('{"type": "module"}', encoding="utf-8")
+    (tmp / "shared").mkdir()
+    for name in ("protocol.js", "protocol.gen.js"):
+        shutil.copyfile(SHARED / name, tmp / "shared" / name)
+    (tmp / "page").mkdir()
+    shutil.copyfile(ROOT / "web" / "page" / "panels.js", tmp / "page" / "panels.js")
+    counter = 0
+
+    def run(body: str, data=None):
+        nonlocal counter
+        counter += 1
+        script = tmp / f"script{counter}.mjs"
+        script.write_text(
+            "import * as P from './shared/protocol.js';\n"
+            "import { readFileSync } from 'node:fs';\n"
+            "const data = JSON.parse(readFileSync(0, 'utf8'));\n"
+            "const out = (v) => process.stdout.write(JSON.stringify(v));\n" + body,
+            encoding="utf-8",
+        )
+        done = subprocess.run([node, str(script)], input=json.dumps(data), capture_output=True, text=True,
+                              timeout=60, cwd=tmp)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def js_validate(run_js):
+    """Runs validate() in node over a list of frames; returns the verdicts."""
+
+    def run(frames: list) -> list[dict]:
+        return run_js(
+            "out(data.map((f) => { const r = P.validate(f);\n"
+            "  return r.ok ? { ok: true, msg: r.msg } : { ok: false, code: r.code, field: r.field, message: r.message }; }));\n",
+            frames,
+        )
+
+    return run
+
+
+def test_protocol_js_exports_what_protocol_py_defines(run_js):
+    got = run_js(
+        "out({version: P.PROTOCOL_VERSION, T: P.T, requests: P.REQUESTS, events: P.EVENTS, enums: P.ENUMS,\n"
+        "  roles: P.ROLES, backends: P.BACKENDS, kv: P.KV_CACHE_TYPES, codes: P.ERROR_CODES,\n"
+        "  n_ctx: P.fieldRange('LoadModel', 'n_ctx'), temperature: P.fieldRange('Sampling', 'temperature'),\n"
+        "  n_ctx_default: P.fieldDefault('LoadModel', 'n_ctx'), frozen: Object.isFrozen(P.BACKENDS) && Object.isFrozen(P.T)});\n"
+    )
+    assert got["version"] == p.PROTOCOL_VERSION
+    assert got["T"] == {name: name for name in p.MESSAGE_TYPES}
+    assert got["requests"] == [c.__name__ for c in p.REQUESTS] and got["events"] == [c.__name__ for c in p.EVENTS]
+    assert got["enums"]["Backend"] == list(p.BACKENDS) == got["backends"]
+    assert got["kv"] == list(p.KV_CACHE_TYPES) and got["roles"] == list(p.ROLES)
+    assert got["codes"] == list(p.ERROR_CODES)
+    assert (got["n_ctx"]["min"], got["n_ctx"]["max"]) == p.field_range(p.LoadModel, "n_ctx")
+    assert (got["temperature"]["min"], got["temperature"]["max"]) == p.field_range(p.Sampling, "temperature")
+    assert got["n_ctx_default"] == p.LoadModel().n_ctx
+    assert got["frozen"]
+
+
+def test_field_range_in_python():
+    assert p.field_range(p.LoadModel, "n_ctx") == (128, 131072)
+    with pytest.raises(KeyError):
+        p.field_range(p.LoadModel, "model_id")  # no range
+    with pytest.raises(KeyError):
+        p.field_range(p.LoadModel, "nope")
 
 
 # Frames (as JSON values) on which both validators must agree.
@@ -56,6 +235,7 @@ CASES = [
     {"type": "LoadModel", "id": "", "v": 1, "n_ctx": 1.5},
     {"type": "LoadModel", "id": "", "v": 1, "n_threads": True},
     {"type": "LoadModel", "id": "", "v": 1, "backend": "cuda"},
+    {"type": "LoadModel", "id": "", "v": 1, "kv_cache": "q4_0"},
     {"type": "ModelList", "id": "", "v": 1, "models": [{"model_id": "m", "name": "n", "file": "f", "bytes": 1,
                                                         "sha256": "s", "quantization": "q"}]},  # no license
 ]
@@ -77,41 +257,10 @@ EDGE_CASES = [
 
 def python_verdict(value) -> dict:
     try:
-        p.decode(json.dumps(value))
+        msg = p.decode(json.dumps(value))
     except p.ProtocolError as exc:
         return {"ok": False, "code": exc.code, "field": exc.field}
-    return {"ok": True}
-
-
-@pytest.fixture(scope="module")
-def js_validate(tmp_path_factory):
-    """Runs the generated validate() in node over a list of frames; returns the verdicts."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not on PATH")
-    tmp = tmp_path_factory.mktemp("protocol_js")
-    # Copied to .mjs: package.json has no "type": "module", so node would read .js as CommonJS.
-    module = tmp / "protocol.gen.mjs"
-    module.write_text(GENERATED.read_text(encoding="utf-8"), encoding="utf-8")
-    script = tmp / "check.mjs"
-    script.write_text(
-        f"import {{ validate }} from {json.dumps(module.as_uri())};\n"
-        "import { readFileSync } from 'node:fs';\n"
-        "const frames = JSON.parse(readFileSync(0, 'utf8'));\n"
-        "const out = frames.map((f) => { const r = validate(f);\n"
-        "  return r.ok ? { ok: true, msg: r.msg } : { ok: false, code: r.code, field: r.field, message: r.message }; });\n"
-        "process.stdout.write(JSON.stringify(out));\n",
-        encoding="utf-8",
-    )
-
-    def run(frames: list) -> list[dict]:
-        done = subprocess.run(
-            [node, str(script)], input=json.dumps(frames), capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
-    return run
+    return {"ok": True, "msg": json.loads(p.encode(msg))}
 
 
 def test_js_validate_agrees_with_python_decode(js_validate):
@@ -129,10 +278,15 @@ def test_js_validate_agrees_with_python_decode(js_validate):
 
 
 def test_js_validate_fills_defaults_like_python(js_validate):
-    (result,) = js_validate([{"type": "Chat", "id": "c1", "v": 1, "sampling": {"temperature": 1.5}}])
-    assert result["ok"]
-    py = json.loads(p.encode(p.decode(json.dumps({"type": "Chat", "id": "c1", "v": 1, "sampling": {"temperature": 1.5}}))))
-    assert result["msg"] == py
+    frames = [
+        {"type": "Chat", "id": "c1", "v": 1, "sampling": {"temperature": 1.5}},
+        {"type": "Chat", "id": "c2", "v": 1},  # the whole Sampling from its defaults
+        {"type": "ChatBatch", "id": "", "v": 1, "prompts": [[M], []]},
+        {"type": "ModelList", "id": "", "v": 1, "models": [{"model_id": "m", "name": "n", "file": "f", "bytes": 1,
+                                                            "sha256": "s", "quantization": "q", "license": "MIT"}]},
+    ]
+    for frame, js in zip(frames, js_validate(frames)):
+        assert js["ok"] and js["msg"] == python_verdict(frame)["msg"], frame
 
 
 @pytest.mark.parametrize("frame", EDGE_CASES)
@@ -140,3 +294,160 @@ def test_edge_cases_agree(js_validate, frame):
     (js,) = js_validate([frame])
     py = python_verdict(frame)
     assert {k: js.get(k) for k in py} == py
+
+
+# Values a fuzzed field may take: every JSON kind, near the ranges, names of the enums.
+POOL = [None, True, False, 0, 1, -1, 2, 127, 128, 131072, 131073, 64, 65, 2**31 - 1, 2**31, 0.5, 1.0, 2.5, -0.0,
+        -0.1, 1e300, "", "x", "user", "robot", "auto", "webgpu", "wasm-st", "q8_0", "f16", "Chat", [], [1], ["a"],
+        [{}], [[]], {}, {"a": 1}, dict(M), [dict(M)], [[dict(M)]], {"temperature": 0.1}]
+KEYS = ["type", "id", "v", "zeta", "content", "role", "temperature", "stop", "n_ctx", "models", "messages"]
+
+
+def _valid_frames() -> list[dict]:
+    frames = [json.loads(p.encode(cls())) for cls in p.MESSAGE_TYPES.values()]
+    frames += [
+        {"type": "Chat", "id": "c", "v": 1, "messages": [dict(M), {"role": "assistant", "content": "yo"}],
+         "sampling": {"temperature": 0.2, "stop": ["\n"]}},
+        {"type": "ChatBatch", "id": "b", "v": 1, "prompts": [[dict(M)], [dict(M), dict(M)]]},
+        json.loads(p.encode(p.ModelList(models=[p.ModelInfo("m", "n", "f", 1, "s", "q", "MIT")]))),
+        json.loads(p.encode(p.StorageReport(models=[p.StoredModel("m", "n", "1", 2, 1, False, True)]))),
+    ]
+    return frames
+
+
+def _containers(value, out):
+    """Every dict and list inside `value` (itself included)."""
+    if isinstance(value, (dict, list)):
+        out.append(value)
+        for v in value.values() if isinstance(value, dict) else value:
+            _containers(v, out)
+    return out
+
+
+def _mutate(frame: dict, rng: random.Random) -> dict:
+    frame = copy.deepcopy(frame)
+    for _ in range(rng.randint(1, 3)):
+        target = rng.choice(_containers(frame, []))
+        action = rng.random()
+        if isinstance(target, dict):
+            if target and action < 0.55:
+                target[rng.choice(list(target))] = copy.deepcopy(rng.choice(POOL))
+            elif target and action < 0.8:
+                del target[rng.choice(list(target))]
+            else:
+                target[rng.choice(KEYS)] = copy.deepcopy(rng.choice(POOL))
+        elif target and action < 0.6:
+            target[rng.randrange(len(target))] = copy.deepcopy(rng.choice(POOL))
+        elif target and action < 0.8:
+            del target[rng.randrange(len(target))]
+        else:
+            target.append(copy.deepcopy(rng.choice(POOL)))
+    return frame
+
+
+def test_fuzzed_frames_agree(js_validate):
+    """Mutations of valid frames of every type: the same verdict, code and field on both
+    sides, and the same message with its defaults where both accept it."""
+    rng = random.Random(20240622)
+    bases = _valid_frames()
+    frames = bases + [_mutate(rng.choice(bases), rng) for _ in range(3000)]
+    results = js_validate(frames)
+    disagreements = []
+    for frame, js in zip(frames, results):
+        py = python_verdict(frame)
+        if {k: js.get(k) for k in py} != py:
+            disagreements.append(f"{json.dumps(frame)}: JS {js} vs Python {py}")
+    assert not disagreements, f"{len(disagreements)} disagreements, e.g.\n" + "\n".join(disagreements[:5])
+    verdicts = [python_verdict(f) for f in frames]
+    assert sum(v["ok"] for v in verdicts) > 300 and sum(not v["ok"] for v in verdicts) > 1000
+    assert len({v.get("field") for v in verdicts}) > 30  # many different fields refused, not one
+
+
+# ------------------------------------------------------------ make()
+
+
+def test_make_fills_every_types_defaults_like_python(run_js):
+    made = run_js("out(Object.fromEntries(Object.values(P.T).map((t) => [t, P.make(t, {}, 'x1')])));")
+    for name, cls in p.MESSAGE_TYPES.items():
+        assert made[name] == json.loads(p.encode(cls(id="x1"))), name
+
+
+def test_make_keeps_what_it_is_given(run_js, js_validate):
+    fields = {"messages": [M], "sampling": {"temperature": 1.5, "stop": ["x"]}}
+    made = run_js("out(P.make('Chat', data, 'c1'));", fields)
+    assert made == python_verdict({"type": "Chat", "id": "c1", "v": 1, **fields})["msg"]
+    # Wrong scalars are not make()'s to judge: they reach the validator, which names them.
+    wrong = [("LoadModel", {"kv_cache": "q4_0"}, "kv_cache"), ("Chat", {"sampling": {"temperature": "hot"}}, "sampling.temperature"),
+             ("LoadModel", {"n_ctx": 1}, "n_ctx"), ("Chat", {"messages": [{"role": "user"}]}, "messages[0].content"),
+             ("Complete", {"wings": 2}, "wings")]
+    frames = run_js("out(data.map(([t, f]) => P.make(t, f)));", [[t, f] for t, f, _ in wrong])
+    for (name, _, field), frame, js in zip(wrong, frames, js_validate(frames)):
+        assert js == {**js, "ok": False, "code": "bad_field", "field": field}, (name, js)
+        assert python_verdict(frame) == {"ok": False, "code": "bad_field", "field": field}
+    # undefined means "not given" (JSON drops it): the default.
+    assert run_js("out(P.make('Chat', {sampling: undefined, messages: [{role: 'user', content: 'a'}]}).sampling);") \
+        == json.loads(p.encode(p.Chat()))["sampling"]
+    # Each frame gets its own copies of the defaults.
+    assert run_js("const a = P.make('Chat'); a.sampling.stop.push('x'); a.messages.push(1); out(P.make('Chat'));") \
+        == json.loads(p.encode(p.Chat()))
+
+
+MAKE_ERRORS = [
+    ("Chat", {"messages": "hello"}, "Chat.messages: expected a list of ChatMessage objects, got string", "messages"),
+    ("Chat", {"sampling": {"stop": "x"}}, "Chat.sampling.stop: expected a list of strings, got string", "sampling.stop"),
+    ("Chat", {"sampling": []}, "Chat.sampling: expected a Sampling object, got array", "sampling"),
+    ("Chat", {"sampling": None}, "Chat.sampling: expected a Sampling object, got null", "sampling"),
+    ("Complete", {"sampling": "greedy"}, "Complete.sampling: expected a Sampling object, got string", "sampling"),
+    ("Chat", {"messages": ["hi"]}, "Chat.messages[0]: expected a ChatMessage object, got string", "messages[0]"),
+    ("ChatBatch", {"prompts": [[M], "x"]}, "ChatBatch.prompts[1]: expected a list of ChatMessage objects, got string",
+     "prompts[1]"),
+    ("ChatBatch", {"prompts": M}, "ChatBatch.prompts: expected a list of lists of ChatMessage objects, got object",
+     "prompts"),
+    ("ModelList", {"models": [1]}, "ModelList.models[0]: expected a ModelInfo object, got number", "models[0]"),
+    ("Diagnostics", {"fallbacks": "none"}, "Diagnostics.fallbacks: expected a list of strings, got string", "fallbacks"),
+    ("Chat", "hello", "Chat: expected an object of fields, got string", ""),
+    ("Chat", [M], "Chat: expected an object of fields, got array", ""),
+]
+
+
+@pytest.mark.parametrize(("type_", "fields", "message", "field"), MAKE_ERRORS, ids=[m[2].split(":")[0] for m in MAKE_ERRORS])
+def test_make_names_the_field_it_cannot_fill(run_js, type_, fields, message, field):
+    got = run_js(
+        "try { out({made: P.make(data[0], data[1])}); }\n"
+        "catch (e) { out({error: e.constructor.name, message: e.message, field: e.field, isError: e instanceof Error}); }\n",
+        [type_, fields],
+    )
+    assert got == {"error": "TypeError", "message": message, "field": field, "isError": True}
+
+
+def test_make_refuses_an_unknown_type(run_js):
+    got = run_js("try { P.make('Nope'); out(null); } catch (e) { out(e.message); }")
+    assert got == "unknown message type Nope"
+
+
+# ------------------------------------------------------------ one owner per fact
+
+
+def test_the_settings_form_takes_ranges_and_backends_from_the_protocol(run_js):
+    """web/page/panels.js sets the form's min/max and backend options from protocol.js;
+    static/index.html repeats none of them."""
+    got = run_js(
+        "const inputs = ['system_prompt', 'temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty', 'max_tokens', 'seed', 'n_ctx'];\n"
+        "const form = { elements: Object.fromEntries(inputs.map((n) => [n, {}])), addEventListener() {} };\n"
+        "form.elements.backend = { options: [], replaceChildren(...o) { this.options = o; } };\n"
+        "globalThis.Option = class { constructor(text, value) { this.text = text; this.value = value; } };\n"
+        "globalThis.document = { getElementById: (id) => (id === 'settings' ? form : {}) };\n"
+        "await import('./page/panels.js');\n"
+        "out({ ranges: Object.fromEntries(Object.entries(form.elements).filter(([, el]) => 'min' in el).map(([n, el]) => [n, [el.min, el.max]])),\n"
+        "  backends: form.elements.backend.options.map((o) => [o.value, o.text]) });\n"
+    )
+    sampling = ["temperature", "top_k", "top_p", "min_p", "repeat_penalty", "max_tokens", "seed"]
+    assert got["ranges"] == {**{n: list(p.field_range(p.Sampling, n)) for n in sampling},
+                             "n_ctx": list(p.field_range(p.LoadModel, "n_ctx"))}
+    assert [value for value, _ in got["backends"]] == list(p.BACKENDS)
+    assert all(label != value for value, label in got["backends"])  # each has words, not just its name
+    html = (ROOT / "static" / "index.html").read_text(encoding="utf-8")
+    form = html[html.index('<form id="settings"'):html.index("</form>", html.index('<form id="settings"'))]
+    assert not re.search(r"\b(min|max)=", form) and "<option" not in form
+    for text in (html, (ROOT / "web" / "page" / "panels.js").read_text(encoding="utf-8")):
+        assert str(p.field_range(p.LoadModel, "n_ctx")[1]) not in text

@@ -1,5 +1,6 @@
 """Frames on the wire: encode, decode (validating against the dataclasses in
-protocol.py) and the schema that build.py turns into web/protocol.gen.js."""
+protocol.py) and the schema that `python3 build.py protocol` writes into
+web/shared/protocol.gen.js."""
 
 from __future__ import annotations
 
@@ -134,38 +135,55 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 
 
 # ------------------------------------------------------------------- schema
+#
+# The schema is plain data for web/shared/protocol.gen.js. A field is
+# {"t": type, "default": value, "min": lo, "max": hi}; a field without "default" is
+# required, one without "min"/"max" has no range. A type is "bool", "int", "float",
+# "str", the name of a Literal alias of protocol.py (an enum: "Backend") or of a
+# dataclass in OBJECTS ("Sampling"), or one of those followed by "[]" (a list).
+
+_PRIMITIVES = {bool: "bool", int: "int", float: "float", str: "str"}
 
 
-def _kind_of(tp: Any) -> dict[str, Any]:
-    """Describe a field type as plain data, for the generated JS validator."""
+def _enums() -> dict[Any, str]:
+    """Each Literal alias that protocol.py defines (Role, Backend, ...), by its value."""
+    return {v: k for k, v in vars(_p).items() if typing.get_origin(v) is Literal}
+
+
+def _type_name(tp: Any, enums: dict[Any, str]) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
-        return {"t": "enum", "values": list(typing.get_args(tp))}
+        if tp not in enums:
+            raise TypeError(f"name the Literal {tp!r} in protocol.py (the schema refers to enums by name)")
+        return enums[tp]
     if origin is list:
-        return {"t": "list", "item": _kind_of(typing.get_args(tp)[0])}
+        return _type_name(typing.get_args(tp)[0], enums) + "[]"
     if dataclasses.is_dataclass(tp):
-        return {"t": "object", "name": tp.__name__}
-    return {"t": {bool: "bool", int: "int", float: "float", str: "str"}[tp]}
+        if tp not in _p.OBJECTS:
+            raise TypeError(f"add {tp.__name__} to protocol.OBJECTS")
+        return tp.__name__
+    return _PRIMITIVES[tp]
 
 
 def _default_of(f: dataclasses.Field[Any]) -> Any:
+    """The field's default as JSON; a dataclass default lists only what differs from its
+    own defaults (the validator fills in the rest), so `Sampling()` is {}."""
     if f.default is not dataclasses.MISSING:
         return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        value = f.default_factory()
-        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
-    return None
+    value = f.default_factory()  # type: ignore[misc]
+    if dataclasses.is_dataclass(value):
+        own = dataclasses.asdict(type(value)())
+        return {k: v for k, v in dataclasses.asdict(value).items() if own[k] != v}
+    return value
 
 
-def _describe(cls: type) -> dict[str, Any]:
+def _describe(cls: type, enums: dict[Any, str]) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     out = {}
     for f in dataclasses.fields(cls):
-        spec = _kind_of(hints[f.name])
-        spec["required"] = (
-            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        )
-        spec["default"] = _default_of(f)
+        spec: dict[str, Any] = {"t": _type_name(hints[f.name], enums)}
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+            spec["default"] = _default_of(f)
         if f.metadata:
             spec["min"], spec["max"] = f.metadata.get("min"), f.metadata.get("max")
         out[f.name] = spec
@@ -173,12 +191,17 @@ def _describe(cls: type) -> dict[str, Any]:
 
 
 def schema() -> dict[str, Any]:
-    """Every type as plain data; the generated JS module embeds this."""
+    """Every type as plain data, in declaration order (errors name the same field on
+    both sides); web/shared/protocol.gen.js is this, written as JS."""
+    enums = _enums()
+    names = set(enums.values()) | {c.__name__ for c in _p.OBJECTS} | set(_PRIMITIVES.values())
+    if len(names) != len(enums) + len(_p.OBJECTS) + len(_PRIMITIVES):
+        raise TypeError("an enum, an object and a primitive type share a name")
     return {
         "version": PROTOCOL_VERSION,
         "requests": [c.__name__ for c in _p.REQUESTS],
         "events": [c.__name__ for c in _p.EVENTS],
-        "messages": {name: _describe(cls) for name, cls in _p.MESSAGE_TYPES.items()},
-        "objects": {c.__name__: _describe(c) for c in _p.OBJECTS},
-        "error_codes": list(typing.get_args(ErrorCode)),
+        "enums": {name: list(typing.get_args(tp)) for tp, name in enums.items()},
+        "objects": {c.__name__: _describe(c, enums) for c in _p.OBJECTS},
+        "messages": {name: _describe(cls, enums) for name, cls in _p.MESSAGE_TYPES.items()},
     }

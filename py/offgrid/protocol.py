@@ -1,8 +1,11 @@
 """The typed protocol between the controller and the engine worker.
 
-This module is the single source of truth: `build.py` generates
-`web/protocol.gen.js` (constants, defaults and a validator) from the
-dataclasses below, and a test fails when that file is stale.
+This module is the single source of truth: `python3 build.py protocol` generates
+`web/shared/protocol.gen.js` (the schema as data: names, ranges, defaults) from
+the dataclasses below; `web/shared/protocol.js` validates frames with it.
+`python3 build.py` stops, and a test fails, while that file is stale.
+Names and ranges that other code needs (backends, KV cache types, the context
+size's range) are read from here (`BACKENDS`, `field_range`), never repeated.
 
 A frame on the wire is a JSON object: ``{"type": <class name>, "id": <request
 id>, "v": PROTOCOL_VERSION, ...fields}``. Events carry the id of the request
@@ -12,7 +15,8 @@ that caused them ("" for unsolicited events such as Hello).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from dataclasses import fields as _fields
+from typing import Any, ClassVar, Literal, get_args
 
 PROTOCOL_VERSION = 1
 
@@ -39,9 +43,27 @@ ErrorCode = Literal[
     "internal",
 ]
 
+# The names above as tuples, for code that checks or lists them (the same tuples are
+# exported to JS by the generated module: ENUMS.Backend, ...).
+ROLES: tuple[str, ...] = get_args(Role)
+BACKENDS: tuple[str, ...] = get_args(Backend)
+KV_CACHE_TYPES: tuple[str, ...] = get_args(KvCache)
+ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
+
 
 def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
     return {"min": lo, "max": hi}
+
+
+def field_range(cls: type, name: str) -> tuple[Any, Any]:
+    """The (min, max) that the protocol allows for field `name` of `cls`,
+    e.g. field_range(LoadModel, "n_ctx"); KeyError when the field has no range."""
+    for f in _fields(cls):
+        if f.name == name:
+            if "min" not in f.metadata:
+                raise KeyError(f"{cls.__name__}.{name} has no range")
+            return f.metadata["min"], f.metadata["max"]
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
 
 
 # ---------------------------------------------------------------- value types
@@ -464,4 +486,5 @@ OBJECTS: tuple[type, ...] = (ChatMessage, Sampling, ModelInfo, StoredModel)
 # Encoding, decoding and the schema live in codec.py; they are part of this API.
 from .codec import ProtocolError, decode, encode, schema  # noqa: E402,F401  (re-exported)
 
-__all__ = ["ProtocolError", "decode", "encode", "schema", "PROTOCOL_VERSION", "MESSAGE_TYPES"]
+__all__ = ["ProtocolError", "decode", "encode", "schema", "PROTOCOL_VERSION", "MESSAGE_TYPES",
+           "ROLES", "BACKENDS", "KV_CACHE_TYPES", "ERROR_CODES", "field_range"]

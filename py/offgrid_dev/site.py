@@ -31,13 +31,37 @@ def npm_ci(log=print) -> None:
     stamp.write_text(want)
 
 
-def write_protocol_js() -> bool:
-    """Regenerate web/shared/protocol.gen.js; True when it changed."""
-    target = ROOT / "web" / "shared" / "protocol.gen.js"
+PROTOCOL_JS = ROOT / "web" / "shared" / "protocol.gen.js"
+
+
+def protocol_js_problem(target: Path | None = None) -> str:
+    """'' when `target` (web/shared/protocol.gen.js) holds what py/offgrid/protocol.py
+    generates; else one line saying that it is stale or missing and what to run."""
+    target = target or PROTOCOL_JS
+    if target.exists() and target.read_text(encoding="utf-8") == gen_protocol.render():
+        return ""
+    try:
+        name = target.relative_to(ROOT).as_posix()
+    except ValueError:
+        name = str(target)
+    state = "is stale (it does not match py/offgrid/protocol.py)" if target.exists() else "is missing"
+    return f"{name} {state}: run `python3 build.py protocol` to regenerate it"
+
+
+def check_protocol_js(target: Path | None = None) -> None:
+    """Stop the build (SystemExit, one line) while the generated protocol module is stale."""
+    problem = protocol_js_problem(target)
+    if problem:
+        raise SystemExit(problem)
+
+
+def write_protocol_js(target: Path | None = None) -> bool:
+    """Regenerate web/shared/protocol.gen.js (`python3 build.py protocol`); True when it changed."""
+    target = target or PROTOCOL_JS
     text = gen_protocol.render()
-    if target.exists() and target.read_text() == text:
+    if target.exists() and target.read_text(encoding="utf-8") == text:
         return False
-    target.write_text(text)
+    target.write_text(text, encoding="utf-8")
     return True
 
 
@@ -105,11 +129,17 @@ def _engine_info() -> dict:
     return {"libllama_version": match.group(1), "wllama": "3.8.1"}
 
 
-def assemble(dist: Path, cache: Path, log=print) -> dict:
+def assemble(dist: Path, cache: Path, log=print, *, allow_stale_protocol: bool = False) -> dict:
+    """Build the site into `dist`. A stale web/shared/protocol.gen.js stops it before anything
+    is done, unless `allow_stale_protocol` (`build.py test`: the build goes on with a warning,
+    and tests/test_protocol_gen.py fails, saying what to run)."""
+    if allow_stale_protocol:
+        if problem := protocol_js_problem():
+            log(f"WARNING: {problem}")
+    else:
+        check_protocol_js()
     log("assembling the site")
     npm_ci(log)
-    if write_protocol_js():
-        log("  regenerated web/shared/protocol.gen.js")
     dist.mkdir(parents=True, exist_ok=True)
     for path in (ROOT / "static").rglob("*"):
         if path.is_file():

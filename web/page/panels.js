@@ -1,5 +1,6 @@
 // The side panels: the conversation list (new, open, rename, delete, export)
 // and the settings form. Drawing and forwarding only; the controller decides.
+import { BACKENDS, fieldDefault, fieldRange } from '../shared/protocol.js';
 
 const $ = (id) => /** @type {any} */ (document.getElementById(id));
 const list = $('conversations');
@@ -24,12 +25,23 @@ export function setConversations(json, current) {
 
 const SAMPLING = ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty', 'max_tokens', 'seed'];
 
+// The settings' ranges and the backends come from the protocol (py/offgrid/protocol.py), not from index.html.
+const BACKEND_LABELS = {
+  auto: 'Automatic (best this device runs)',
+  webgpu: 'WebGPU (GPU)',
+  'wasm-mt': 'WASM, multi-thread (CPU)',
+  'wasm-st': 'WASM, single thread (CPU)',
+};
+for (const name of SAMPLING) Object.assign(settingsForm.elements[name], fieldRange('Sampling', name));
+Object.assign(settingsForm.elements.n_ctx, fieldRange('LoadModel', 'n_ctx'));
+settingsForm.elements.backend.replaceChildren(...BACKENDS.map((name) => new Option(BACKEND_LABELS[name] ?? name, name)));
+
 /** @param {string} json {system_prompt, sampling: {...}, n_ctx, backend} */
 export function setSettings(json) {
   const s = JSON.parse(json);
   settingsForm.elements.system_prompt.value = s.system_prompt;
   settingsForm.elements.n_ctx.value = s.n_ctx;
-  settingsForm.elements.backend.value = s.backend ?? 'auto';
+  settingsForm.elements.backend.value = s.backend ?? fieldDefault('LoadModel', 'backend');
   for (const name of SAMPLING) settingsForm.elements[name].value = s.sampling[name];
 }
 
