@@ -39,6 +39,7 @@ ErrorCode = Literal[
     "out_of_memory",  # the model (weights + KV cache + buffers) will not fit this device
     "load_failed",
     "inference_failed",
+    "aborted",  # Stop ended a request that has no GenerateEnd to say so (CountTokens)
     "version_mismatch",  # worker and controller were built from different sources
     "internal",
 ]

@@ -53,7 +53,7 @@ export const ENUMS = {
   EndReason: ["stop", "length", "aborted", "error"],
   LoadPhase: ["download", "verify", "store", "read", "init"],
   LogLevel: ["debug", "info", "warn", "error"],
-  ErrorCode: ["bad_message", "bad_field", "no_model", "unknown_model", "busy", "download_failed", "integrity", "storage_full", "out_of_memory", "load_failed", "inference_failed", "version_mismatch", "internal"],
+  ErrorCode: ["bad_message", "bad_field", "no_model", "unknown_model", "busy", "download_failed", "integrity", "storage_full", "out_of_memory", "load_failed", "inference_failed", "aborted", "version_mismatch", "internal"],
 };
 
 /** The objects that messages carry: field name -> field. */
