@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from offgrid_dev import engine_build, engine_patches
+from offgrid_dev import engine_build, engine_patches, engine_site
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
@@ -45,7 +45,7 @@ def test_builds_json_follows_the_contract(dist):
     doc = _builds(dist)
     ids = [b["id"] for b in doc["builds"]]
     assert ids[0] == "stock" and len(ids) == len(set(ids))
-    assert doc["builds"][0] == engine_build.STOCK
+    assert doc["builds"][0] == engine_site.STOCK
     assert doc["default_cpu"] in ids
     for b in doc["builds"]:
         assert KEYS <= b.keys(), b["id"]
@@ -255,7 +255,7 @@ def test_a_second_assemble_compiles_nothing_and_asks_nothing(dist, tmp_path, mon
         return real(cmd, *a, **kw)
 
     monkeypatch.setattr(subprocess, "run", run)
-    doc = engine_build.assemble(tmp_path, CACHE, log=lambda *_: None)
+    doc = engine_site.assemble(tmp_path, CACHE, log=lambda *_: None)
     assert [b["id"] for b in doc["builds"]] == [b["id"] for b in _builds(dist)["builds"]]
     # Only the glue swap ran (node, local): no apt, mmdebstrap, chroot, pip or npm.
     assert calls and all(Path(c[0]).name == "node" for c in calls), calls
@@ -282,8 +282,8 @@ def test_no_toolchain_ships_the_stock_engine_only(tmp_path, monkeypatch):
     lines: list[str] = []
     empty_cache = tmp_path / "cache"
     monkeypatch.setenv("OFFGRID_ENGINE_CACHE", str(empty_cache / "engine"))  # not the machine-wide one
-    doc = engine_build.assemble(tmp_path / "dist", empty_cache, log=lines.append)
-    assert doc == {"builds": [engine_build.STOCK], "default_cpu": "stock", "wllama": engine_build.wllama_version()}
+    doc = engine_site.assemble(tmp_path / "dist", empty_cache, log=lines.append)
+    assert doc == {"builds": [engine_site.STOCK], "default_cpu": "stock", "wllama": engine_build.wllama_version()}
     assert json.loads((tmp_path / "dist" / "engine" / "builds.json").read_text()) == doc
     assert len(lines) == 1 and "not a Debian system" in lines[0] and "stock" in lines[0]
     assert not (tmp_path / "dist" / "engine" / "simd").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from offgrid_dev import engine_build
+from offgrid_dev import engine_site
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMD = {"id": "simd", "label": "simd (llama.cpp WASM SIMD kernels)", "module": "engine/simd/index.js",
@@ -19,10 +19,10 @@ RELAXED = {**SIMD, "id": "relaxed", "label": "relaxed (llama.cpp WASM SIMD kerne
            "requires": ["jspi", "simd128", "relaxed_simd"]}
 SIMD64 = {**SIMD, "id": "simd64", "label": "simd64 (llama.cpp WASM SIMD kernels, Memory64 for large models)",
           "requires": ["jspi", "memory64", "simd128"], "memory": "memory64", "max_memory": 16 * 2 ** 30}
-ALL = {"builds": [engine_build.STOCK, SIMD, RELAXED, SIMD64], "default_cpu": "simd"}
+ALL = {"builds": [engine_site.STOCK, SIMD, RELAXED, SIMD64], "default_cpu": "simd"}
 # The simd build with its compat flavour (asyncify, wasm32), as the site ships it.
 SIMD_COMPAT = {**SIMD, "compat": {"worker": "engine/simd/compat/wllama.js", "wasm": "engine/simd/compat/wllama.wasm"}}
-WITH_COMPAT = {"builds": [engine_build.STOCK, SIMD_COMPAT], "default_cpu": "simd"}
+WITH_COMPAT = {"builds": [engine_site.STOCK, SIMD_COMPAT], "default_cpu": "simd"}
 CHROME = {"simd128": True, "relaxed_simd": True, "jspi": True, "memory64": True}
 SAFARI = {"simd128": True, "relaxed_simd": False, "jspi": False, "memory64": False}
 
@@ -49,8 +49,8 @@ console.log(JSON.stringify(out));
 
 
 def test_the_choice_follows_backend_browser_and_request():
-    only_stock = {"builds": [engine_build.STOCK], "default_cpu": "stock"}
-    simd_only = {"builds": [engine_build.STOCK, SIMD], "default_cpu": "simd"}
+    only_stock = {"builds": [engine_site.STOCK], "default_cpu": "stock"}
+    simd_only = {"builds": [engine_site.STOCK, SIMD], "default_cpu": "simd"}
     *got, features = select([
         [CHROME, "webgpu", ALL, ""],                       # WebGPU: the build with WebGPU
         [CHROME, "wasm-mt", ALL, ""],                      # CPU: relaxed where it validates
@@ -124,7 +124,7 @@ const m = (quantization) => ({ bytes: 100_000_000, quantization });
 console.log(JSON.stringify([weightBytes(ours, m('Q4_1')), weightBytes(ours, m('Q4_K_M')), weightBytes(stock, m('Q4_1')),
   weightBytes(ours, { bytes: 5 })]));
 """ % json.dumps((ROOT / "web" / "engine" / "build_select.js").as_uri())
-    r = subprocess.run([node, "--input-type=module", "-e", script, json.dumps([ours, engine_build.STOCK])],
+    r = subprocess.run([node, "--input-type=module", "-e", script, json.dumps([ours, engine_site.STOCK])],
                        capture_output=True, text=True, check=True)
     assert json.loads(r.stdout) == [120_000_000, 100_000_000, 100_000_000, 5]
 
@@ -134,7 +134,7 @@ def test_a_build_that_repacks_a_models_weights_must_hold_them_as_repacked():
     file takes 3.5 GiB in our 32-bit builds, so it goes to simd64; other formats as the file."""
     gib = 2 ** 30
     grow = {"weight_growth": {"Q4_1": 1.2}}
-    ours = {"builds": [engine_build.STOCK, {**SIMD, **grow}, {**RELAXED, **grow}, {**SIMD64, **grow}], "default_cpu": "simd"}
+    ours = {"builds": [engine_site.STOCK, {**SIMD, **grow}, {**RELAXED, **grow}, {**SIMD64, **grow}], "default_cpu": "simd"}
     *got, _ = select([
         [CHROME, "wasm-mt", ours, "", int(2.9 * gib), "Q4_K_M"],
         [CHROME, "wasm-mt", ours, "", int(2.9 * gib), "Q4_1"],
