@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import engine_build, gen_protocol, models
+from . import engine_build, engine_site, gen_protocol, models
 from .pwa import assemble_pwa
 from .wheel import build_wheel
 
@@ -126,7 +126,7 @@ def _engine_info() -> dict:
     match = re.search(r'LIBLLAMA_VERSION = "([^"]+)"', bundle)
     if not match:
         raise SystemExit("cannot find LIBLLAMA_VERSION in @wllama/wllama's bundle")
-    return {"libllama_version": match.group(1), "wllama": "3.8.1"}
+    return {"libllama_version": match.group(1), "wllama": engine_build.wllama_version()}
 
 
 def assemble(dist: Path, cache: Path, log=print, *, allow_stale_protocol: bool = False) -> dict:
@@ -151,7 +151,7 @@ def assemble(dist: Path, cache: Path, log=print, *, allow_stale_protocol: bool =
     _wllama(dist)
     _markdown(dist)
     log("  engine builds")
-    engines = engine_build.assemble(dist, cache, log)
+    engines = engine_site.assemble(dist, cache, log)
     log(f"  engines: {', '.join(b['id'] for b in engines['builds'])} (CPU default: {engines['default_cpu']})")
     _pyodide(dist, cache, log)
     log("  models")
