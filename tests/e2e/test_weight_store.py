@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from offgrid_dev.models import publish_next_version
+from offgrid_dev.site_variants import publish_next_version
 
 READY_OR_ERROR = "() => /^(Ready|Error)/.test(document.querySelector('[role=status]').textContent)"
 CACHE = Path(os.environ.get("OFFGRID_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
@@ -190,7 +190,7 @@ def test_a_new_model_version_fetches_only_the_changed_chunks(fresh, site, artifa
     app.wait_ready()
     assert page.evaluate(STORE)["models"][0]["version"] == "1"
 
-    v2 = publish_next_version(root, CACHE)  # build.py's version 2: one GGUF header value changed
+    v2 = publish_next_version(root, CACHE)  # version 2: one GGUF header value changed
     changed = [i for i, (a, b) in enumerate(zip(v1["chunks"], v2["chunks"])) if a != b]
     assert changed == [0] and v2["sha256"] != v1["sha256"]
     chunks = Chunks(page, v2)

@@ -1,5 +1,5 @@
 // Test hooks for the real engine worker. Never shipped: the e2e fixture
-// `hooked_site` copies the built site, puts this module and its config
+// `hooked` (py/offgrid_dev/site_variants.py) copies the built site, puts this module and its config
 // (test_hooks_config.js) beside the engine's files and serves an entry
 // (engine.worker.js, from worker_entry.js here) that wraps the real parts.
 // Each hook makes a real failure happen inside the real engine worker:
