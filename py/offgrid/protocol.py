@@ -139,8 +139,6 @@ class Chat(Message):
     kind: ClassVar[str] = "request"
     messages: list[ChatMessage] = field(default_factory=list)
     sampling: Sampling = field(default_factory=Sampling)
-    # Reuse the engine's cached prefix of an earlier prompt (off only to measure what it saves).
-    reuse_cache: bool = True
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ async function runJob(w, id, job, req, signal, post, backend) {
     text += piece;
     post(T.Delta, { text: piece, n_tokens: nTokens, index: job.index }, id);
   };
-  const params = { ...samplingParams(req.sampling), stream: true, onData, abortSignal: signal, cache_prompt: req.reuse_cache ?? true };
+  const params = { ...samplingParams(req.sampling), stream: true, onData, abortSignal: signal, cache_prompt: true };
   try {
     if (job.messages) await w.createChatCompletion({ ...params, messages: job.messages });
     else await w.createCompletion({ ...params, prompt: job.prompt });

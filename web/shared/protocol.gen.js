@@ -71,7 +71,7 @@ export const MESSAGES = {
   UnloadModel: {id: {t: "str", default: ""}, v: {t: "int", default: 1}},
   ListModels: {id: {t: "str", default: ""}, v: {t: "int", default: 1}},
   InspectModel: {id: {t: "str", default: ""}, v: {t: "int", default: 1}},
-  Chat: {id: {t: "str", default: ""}, v: {t: "int", default: 1}, messages: {t: "ChatMessage[]", default: []}, sampling: {t: "Sampling", default: {}}, reuse_cache: {t: "bool", default: true}},
+  Chat: {id: {t: "str", default: ""}, v: {t: "int", default: 1}, messages: {t: "ChatMessage[]", default: []}, sampling: {t: "Sampling", default: {}}},
   ChatBatch: {id: {t: "str", default: ""}, v: {t: "int", default: 1}, prompts: {t: "ChatMessage[][]", default: []}, sampling: {t: "Sampling", default: {}}},
   Complete: {id: {t: "str", default: ""}, v: {t: "int", default: 1}, prompt: {t: "str", default: ""}, sampling: {t: "Sampling", default: {}}},
   Continue: {id: {t: "str", default: ""}, v: {t: "int", default: 1}, messages: {t: "ChatMessage[]", default: []}, sampling: {t: "Sampling", default: {}}},
