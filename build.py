@@ -85,6 +85,12 @@ def main(argv: list[str]) -> int:
     elif cmd == "test":
         _chromium()
         _webgpu_tools()
+        # Native llama.cpp, the reference tests and bench compare against: built for this CPU without
+        # GGML_NATIVE, whose -march=native brings in ggml's AMX backend (it segfaults in our VMs);
+        # rebuilt when its recorded flags differ. Before the extras, so pip finds the pin satisfied.
+        from offgrid_dev.native_ref import ensure as native_reference
+
+        native_reference()
         # bench: tests/e2e/test_bench.py runs the benchmark harness (psutil, matplotlib) on a tiny prompt.
         _pip_install("test,bench", ["flask", "pytest", "playwright", "pytest_playwright", "hypothesis", "llama_cpp",
                                     "psutil", "matplotlib"])

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from harness import ROOT, app_page, call, summary, write
-from native import KV_TYPES
+from native import KV_TYPES, build_flags
 
 MODEL = "smollm2-135m-instruct-q4_1"
 MODEL_FILE = ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -106,7 +106,8 @@ def main() -> None:
         rows.append(f"| {r['engine']} | {r['kv_cache']} | {r['threads']} | {r['prefill_tps']['median']} "
                     f"| {r['decode_tps']['median']} | {r['prefill_tps']['median'] / n['prefill_tps']['median']:.2f} "
                     f"| {r['decode_tps']['median'] / n['decode_tps']['median']:.2f} | {r['tokens'][0][0]}, {r['tokens'][0][1]} |")
-    write("engine-builds", {"model": MODEL, "n_ctx": N_CTX, "runs": args.runs, "results": results}, "\n".join(rows))
+    write("engine-builds", {"model": MODEL, "n_ctx": N_CTX, "runs": args.runs, "native_build_flags": build_flags(),
+                            "results": results}, "\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,15 @@ def chat_messages(answer: str | None = None) -> list[dict]:
     return messages
 
 
+def build_flags() -> dict:
+    """How this native llama.cpp was built (CMAKE_ARGS recorded by offgrid_dev.native_ref, and
+    llama.cpp's system info): every result carries it, since the flags change the speed and
+    the kernels (GGML_NATIVE=OFF with the CPU's instruction sets, no AMX; see the README)."""
+    from offgrid_dev.native_ref import build_flags as flags  # bench/harness.py puts py/ on sys.path
+
+    return flags()
+
+
 KV_TYPES = {"f16": 1, "q8_0": 8}  # KV cache type -> GGML_TYPE_* for llama_cpp
 KV_CACHE = "q8_0"  # the app's CPU default (web/engine/backend.js)
 

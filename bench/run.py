@@ -192,11 +192,19 @@ def _r(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}"
 
 
+def _native_flags(data: dict) -> str:
+    """For the header: the CMAKE_ARGS native llama.cpp was built with, when the run recorded them."""
+    args = (data.get("native_build_flags") or {}).get("cmake_args")
+    if args is None:
+        return ""
+    return f" (built with `{' '.join(a.removeprefix('-D') for a in args)}`)" if args else " (llama.cpp's default build)"
+
+
 def markdown(data: dict, png: str) -> str:
     a = data["args"]
     lines = [MARK_START, "", f"## Browser vs native llama.cpp — {data['date'][:10]}", "",
              f"`{data['command']}` — {data['machine']}; {data['browser_version']}; llama-cpp-python "
-             f"{data['native_version']}. Repeats: {a['repeats']}; figures are medians (min–max). "
+             f"{data['native_version']}{_native_flags(data)}. Repeats: {a['repeats']}; figures are medians (min–max). "
              f"Prompt {a['prefill']} tokens (raw document), {a['decode']} greedy decode tokens, TTFT of a short chat "
              f"question and its follow-up ({a['chat_tokens']}-token answers). KV cache: "
              f"{data.get('kv_cache', 'f16 (llama.cpp default) on both sides')}. Load during the run: {data['load_note']}.",
@@ -393,6 +401,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not (a.dist / "models" / "catalog.json").exists():
         sys.exit(f"{a.dist} has no built site: run `python3 build.py` first")
     import llama_cpp
+    from native import build_flags as native_build_flags
     from native import make_prompt, quantize
 
     t_start = time.perf_counter()
@@ -415,6 +424,7 @@ def main(argv: list[str] | None = None) -> dict:
     data: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
                   "command": "python3 bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                   "browser_version": browser_version(), "native_version": llama_cpp.__version__,
+                  "native_build_flags": native_build_flags(),
                   "args": {k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}}
     try:
         if "native" in a.sections:

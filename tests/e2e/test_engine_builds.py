@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from offgrid_dev.native_ref import describe
+
 SMOL = "smollm2-135m-instruct-q4_1"
 MODEL_FILE = Path(__file__).resolve().parents[2] / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 N_CTX = 2048
@@ -140,6 +142,8 @@ class Native:
                                    logits_all=True, flash_attn=True, type_k=llama_cpp.GGML_TYPE_Q8_0,
                                    type_v=llama_cpp.GGML_TYPE_Q8_0)
         self.prompt = self.llm.tokenize(MATCH_PROMPT.encode())  # BOS as the model asks, like llama-server
+        # How this reference was built (CMAKE_ARGS, llama.cpp's system info): in every failure message.
+        self.build = describe()
 
     def greedy(self, n_tokens: int) -> list[int]:
         ids = []
@@ -191,7 +195,8 @@ def test_simd_greedy_answers_match_native_llama_cpp(app, dist):
     ids = native.greedy(64)
     # Native llama.cpp's own one-token-at-a-time answer, checked by one batched evaluation, is
     # already off by rounding (0.013 at one late position): the same effect, smaller.
-    assert max(native.gaps(ids)) <= NEAR_TIE
+    print("native reference:", native.build)
+    assert max(native.gaps(ids)) <= NEAR_TIE, native.build
     print("native top-2 margin, first 32 tokens:", round(min(native.top2_margins(ids)[:32]), 3))
     text = native.text(ids)
     prefix = native.text(ids[:32])
@@ -204,7 +209,7 @@ def test_simd_greedy_answers_match_native_llama_cpp(app, dist):
         done = call(app, "Complete", {"prompt": MATCH_PROMPT, "sampling": {**GREEDY, "max_tokens": 64}})
         assert done["type"] == "GenerateEnd" and done["completion_tokens"] == 64, done
         texts[label] = done["text"]
-        assert done["prompt_tokens"] == len(native.prompt)
+        assert done["prompt_tokens"] == len(native.prompt), native.build
         if done["text"] == text:
             report[label] = "identical"
             return
@@ -216,7 +221,7 @@ def test_simd_greedy_answers_match_native_llama_cpp(app, dist):
                          f"largest gap to native's best logit {max(gaps):.3f} "
                          f"at {[(i, native.text([t]), round(g, 3)) for i, (t, g) in enumerate(zip(ours, gaps)) if g > 0]}")
         print(label, report[label], flush=True)
-        assert max(gaps) <= NEAR_TIE, (label, report[label])
+        assert max(gaps) <= NEAR_TIE, (label, report[label], native.build)
 
     for build in [b["id"] for b in builds(dist)["builds"] if b["simd_kernels"]]:
         load(app, backend="wasm-st", engine=build)
