@@ -69,8 +69,8 @@ def test_a_context_is_halved_until_it_fits_and_a_hopeless_case_says_why(dist):
     assert refused["nCtx"] is None
     assert refused["reason"].startswith("SmolLM2 135M Instruct does not fit in memory here: even with a 256-token context it needs ")
     # No device figure (Safari, Firefox): only the engine's 4 GB memory limits.
-    assert js("b.budget(0)") == {"bytes": 4 * 1024**3, "why": "the engine's 4 GB WebAssembly memory"}
+    assert js("b.budget(0)") == {"bytes": 4 * 1024**3, "why": "the engine's 4 GiB WebAssembly memory"}
     assert js(f"b.fitContext({m}, 131072, b.budget(0))")["nCtx"] < 131072
     # A Memory64 build (simd64) grows to 16 GiB: the device's memory limits first, then that.
-    assert js(f"b.budget(0, {16 * 1024**3})") == {"bytes": 16 * 1024**3, "why": "the engine's 16 GB WebAssembly memory"}
+    assert js(f"b.budget(0, {16 * 1024**3})") == {"bytes": 16 * 1024**3, "why": "the engine's 16 GiB WebAssembly memory"}
     assert js(f"b.budget(8, {16 * 1024**3})")["why"] == "about half of this device's 8 GB of memory"

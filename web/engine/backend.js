@@ -6,6 +6,9 @@
 // WASM single-thread. The compat engine build (no JSPI, no Memory64) is used
 // whenever the browser lacks either. A fallback adapter (software, e.g.
 // SwiftShader or lavapipe) is accepted when it has shader-f16.
+import { formatBytes } from '../shared/units.js';
+
+const BIN = { binary: true };
 
 /**
  * @typedef {{
@@ -101,7 +104,6 @@ export async function probe() {
   };
 }
 
-const MiB = 1024 * 1024;
 
 /**
  * Does a model of `bytes` fit the adapter's buffer limits? llama.cpp's WebGPU
@@ -115,10 +117,10 @@ export function gpuFitProblem(gpu, bytes) {
   if (!bytes) return '';
   const largestTensor = bytes / 4;
   if (gpu.maxStorageBufferBindingSize && largestTensor > gpu.maxStorageBufferBindingSize) {
-    return `model (${(bytes / MiB).toFixed(0)} MiB) has tensors larger than the adapter's maxStorageBufferBindingSize (${(gpu.maxStorageBufferBindingSize / MiB).toFixed(0)} MiB)`;
+    return `model (${formatBytes(bytes, BIN)}) has tensors larger than the adapter's maxStorageBufferBindingSize (${formatBytes(gpu.maxStorageBufferBindingSize, BIN)})`;
   }
   if (gpu.maxBufferSize && bytes > 8 * gpu.maxBufferSize) {
-    return `model (${(bytes / MiB).toFixed(0)} MiB) exceeds 8 × the adapter's maxBufferSize (${(gpu.maxBufferSize / MiB).toFixed(0)} MiB)`;
+    return `model (${formatBytes(bytes, BIN)}) exceeds 8 × the adapter's maxBufferSize (${formatBytes(gpu.maxBufferSize, BIN)})`;
   }
   return '';
 }

@@ -1,10 +1,11 @@
 // Which llama.cpp build runs: the site's engine builds (engine/builds.json,
-// written by py/offgrid_dev/engine_build.py) against what this browser can do.
+// written by py/offgrid_dev/engine_site.py) against what this browser can do.
 //
 // WebGPU needs a build with WebGPU (the stock wllama one); the CPU backends take
 // the most specialised build with SIMD kernels whose requirements the browser
 // meets and whose memory holds the model (32-bit memory before Memory64, then
 // relaxed SIMD before SIMD), else the stock build. LoadModel.engine forces one.
+import { GiB, formatBytes } from '../shared/units.js';
 
 /**
  * @typedef {{worker: string, wasm: string}} CompatPaths  site-root relative
@@ -28,21 +29,20 @@ const RELAXED_WASM = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0
 /** Requirements that a build's compat (asyncify, wasm32) flavour does without. */
 const COMPAT_LIFTS = new Set(['jspi', 'memory64']);
 
-const GIB = 2 ** 30;
 /** A build takes models whose weights, as they are in its memory (weightBytes), take up to 3/4 of
  * it: the weights, the KV cache and the compute buffers all live there (3 GiB for a 32-bit build,
  * 12 for Memory64's 16). */
 const MODEL_SHARE = 0.75;
 /** A 32-bit memory: every compat (asyncify) flavour's, and any build's whose max_memory is not said. */
-export const WASM32_MAX = 4 * GIB;
+export const WASM32_MAX = 4 * GiB;
 /** @param {Build} build @returns {number} bytes its own memory may grow to */
 const maxMemory = (build) => build.max_memory || WASM32_MAX;
 /** @param {number} memory @returns {number} */
 const modelLimit = (memory) => MODEL_SHARE * memory;
 const ROOM = 'room for this model';
 /** @param {number} memory @param {number} weights in that memory @param {number} bytes the file's */
-const tooLarge = (memory, weights, bytes) => `${ROOM} (its ${memory / GIB} GiB memory holds models up to ${modelLimit(memory) / GIB} GiB${
-  weights > bytes ? `; this one's weights take ${(weights / GIB).toFixed(1)} GiB there, repacked` : ''})`;
+const tooLarge = (memory, weights, bytes) => `${ROOM} (its ${memory / GiB} GiB memory holds models up to ${modelLimit(memory) / GiB} GiB${
+  weights > bytes ? `; this one's weights take ${formatBytes(weights, { binary: true })} there, repacked` : ''})`;
 
 export class EngineBuildError extends Error {
   /** @param {string} message @param {string} hint @param {string} code @param {string} field */
@@ -146,9 +146,9 @@ export function selectBuild(features, backend, builds, requested = '', modelByte
       const lacking = ['jspi', 'memory64'].filter((r) => !features[r]);
       const held = list.some((b) => weightBytes(b, { bytes: modelBytes, quantization }) <= modelLimit(maxMemory(b)));
       const why = held && lacking.length
-        ? `this browser lacks ${lacking.join(' and ')}, which models over ${modelLimit(WASM32_MAX) / GIB} GiB need`
-        : `the largest engine memory here (${largest / GIB} GiB) holds models up to ${modelLimit(largest) / GIB} GiB`;
-      throw new EngineBuildError(`No engine build here can hold a model of ${(modelBytes / GIB).toFixed(1)} GiB: ${why}.`, 'Use a smaller model, or a current Chrome or Edge.', 'out_of_memory', '');
+        ? `this browser lacks ${lacking.join(' and ')}, which models over ${modelLimit(WASM32_MAX) / GiB} GiB need`
+        : `the largest engine memory here (${largest / GiB} GiB) holds models up to ${modelLimit(largest) / GiB} GiB`;
+      throw new EngineBuildError(`No engine build here can hold a model of ${formatBytes(modelBytes, { binary: true })}: ${why}.`, 'Use a smaller model, or a current Chrome or Edge.', 'out_of_memory', '');
     }
     throw new EngineBuildError('No engine build runs in this browser.', 'Use a current Chrome, Edge, Firefox or Safari.');
   }

@@ -5,6 +5,7 @@ import { T } from '../shared/protocol.js';
 import { choose } from './backend.js';
 import { EngineBuildError, WASM32_MAX, detectFeatures, memoryOf, selectBuild, weightBytes } from './build_select.js';
 import { budget, fitContext } from './memory_budget.js';
+import { formatBytes } from '../shared/units.js';
 import { diagnostics } from './diagnostics.js';
 import { kvCache, startWithFallback } from './fallback.js';
 import { autoSelfTest } from './self_test_job.js';
@@ -136,7 +137,7 @@ export async function loadModel(ctx, id, req, announce = true) {
   } catch (err) {
     const code = { integrity: 'integrity', quota: 'storage_full' }[err?.code] ?? 'download_failed';
     const hint = err?.hint || ({
-      offline: `Connect to the internet once to download it (${(model.bytes / 1e6).toFixed(0)} MB); after that Offgrid works offline.`,
+      offline: `Connect to the internet once to download it (${formatBytes(model.bytes)}); after that Offgrid works offline.`,
     }[err?.code] ?? 'Check the connection and try again; chunks already stored are kept.');
     return fail(id, code, err?.message ?? String(err), hint);
   }

@@ -8,10 +8,10 @@
 // log lines for the catalog's models (see tests/test_memory_budget.py).
 
 import { WASM32_MAX } from './build_select.js';
+import { GiB, MiB, formatBytes as fmt } from '../shared/units.js';
 
-const MB = 1024 * 1024;
 const UBATCH = 512; // llama.cpp's default micro-batch
-const OVERHEAD = 64 * MB; // wasm runtime, tokenizer, server state
+const OVERHEAD = 64 * MiB; // wasm runtime, tokenizer, server state
 /** A tab can count on about half of what the device reports. */
 const DEVICE_SHARE = 0.5;
 const MIN_CTX = 256;
@@ -40,14 +40,12 @@ export function estimate(m, nCtx) {
  * @returns {{bytes: number, why: string}}
  */
 export function budget(deviceMemoryGb, engineMaxBytes = WASM32_MAX) {
-  const device = deviceMemoryGb > 0 ? deviceMemoryGb * 1024 * MB * DEVICE_SHARE : Infinity;
+  const device = deviceMemoryGb > 0 ? deviceMemoryGb * GiB * DEVICE_SHARE : Infinity;
   if (device < engineMaxBytes) {
     return { bytes: device, why: `about half of this device's ${deviceMemoryGb} GB of memory` };
   }
-  return { bytes: engineMaxBytes, why: `the engine's ${engineMaxBytes / (1024 * MB)} GB WebAssembly memory` };
+  return { bytes: engineMaxBytes, why: `the engine's ${engineMaxBytes / GiB} GiB WebAssembly memory` };
 }
-
-const fmt = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : `${Math.round(n / 1e6)} MB`);
 
 /**
  * The context to load with: the requested one when it fits, else the largest

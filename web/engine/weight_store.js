@@ -6,6 +6,7 @@
 // byte never reaches the engine. The stored chunks are composed into one Blob
 // for the engine: no full copy in JavaScript memory, none in Python.
 import { openDB } from '../../vendor/idb/index.js';
+import { formatBytes as mb } from '../shared/units.js';
 
 const DB_NAME = 'offgrid-weights';
 const DB_VERSION = 1;
@@ -26,6 +27,7 @@ export class WeightStoreError extends Error {
   /** @param {'download_failed'|'offline'|'integrity'|'quota'} code @param {string} message @param {string} [hint] */
   constructor(code, message, hint = '') {
     super(message);
+    this.name = 'WeightStoreError';
     this.code = code;
     this.hint = hint;
   }
@@ -127,8 +129,6 @@ async function checkRoom(model, need) {
       ? `Delete a cached model you do not need in Storage (${freeable}), or free space used by other sites, then try again.`
       : 'Free space on this device (or clear other sites\' data in the browser settings), then try again.');
 }
-
-const mb = (n) => `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MB`;
 
 /** Bytes per second over a sliding window of recent progress. */
 function rateMeter(windowMs = 3000) {
