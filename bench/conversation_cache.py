@@ -4,15 +4,19 @@ engine's prompt cache reused and without (issue 5).
     python3 bench/conversation_cache.py [--runs 3]
 
 Drives the real app through window.offgrid with greedy sampling; each run
-builds the same 10-turn history, then asks the same follow-up twice: once
-reusing the cache (reuse_cache: true) and once forcing a full prefill.
+builds the same 10-turn history, then asks the follow-up: on the site as it ships
+(the prompt cache reused) and on a copy with the test hook no_prompt_cache
+(offgrid_dev/site_variants.py: every answer evaluates its whole prompt).
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
-from harness import app_page, call, summary, write
+from harness import ROOT, app_page, call, summary, write
+from offgrid_dev.site_variants import make_hooked_site
 
 QUESTIONS = [f"Give me one short fact about the number {i}." for i in range(10)]
 FOLLOW_UP = "Which of those facts was the most surprising, and why?"
@@ -25,28 +29,27 @@ def first_token_ms(events: list[dict]) -> float:
 
 
 def run_once(page) -> dict:
+    """The history, then the follow-up: its first-token time, prompt and cached tokens."""
     messages = [{"role": "system", "content": "You are a helpful assistant."}]
     for q in QUESTIONS:
         messages.append({"role": "user", "content": q})
         end = call(page, "Chat", {"messages": messages, "sampling": SAMPLING})
         messages.append({"role": "assistant", "content": end["text"]})
     messages.append({"role": "user", "content": FOLLOW_UP})
-    out = {}
-    for label, reuse in (("cached", True), ("uncached", False)):
-        end = call(page, "Chat", {"messages": messages, "sampling": SAMPLING, "reuse_cache": reuse})
-        out[label] = {"ttft_ms": first_token_ms(end["events"]), "prompt_tokens": end["prompt_tokens"],
-                      "cached_tokens": end["cached_tokens"]}
-    return out
+    end = call(page, "Chat", {"messages": messages, "sampling": SAMPLING})
+    return {"ttft_ms": first_token_ms(end["events"]), "prompt_tokens": end["prompt_tokens"], "cached_tokens": end["cached_tokens"]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    runs = []
     with app_page() as page:
-        for _ in range(args.runs):
-            runs.append(run_once(page))
+        cached = [run_once(page) for _ in range(args.runs)]
+    with tempfile.TemporaryDirectory() as tmp:
+        with app_page(make_hooked_site(ROOT / "dist", Path(tmp) / "site", no_prompt_cache=True)) as page:
+            uncached = [run_once(page) for _ in range(args.runs)]
+    runs = [{"cached": c, "uncached": u} for c, u in zip(cached, uncached)]
     cached = summary([r["cached"]["ttft_ms"] for r in runs])
     uncached = summary([r["uncached"]["ttft_ms"] for r in runs])
     prompt = runs[-1]["cached"]["prompt_tokens"]

@@ -7,9 +7,10 @@ build's compat flavour), with each KV cache type, beside native llama.cpp
 
 The app path: window.offgrid LoadModel(engine=<build>, n_threads, kv_cache) then Chat
 with a ~256-token question, greedy, 128 tokens at most, prompt cache off; the numbers
-are llama.cpp server's own timings (the Speed event). The compat flavour (asyncify,
-wasm32) runs on a page whose engine worker has no JSPI (the #offgrid-test=no-jspi
-hook), as in Safari. Native: the same chat prompt through llama_cpp, timings from
+are llama.cpp server's own timings (the Speed event). The page is a copy of the site
+with the test hook no_prompt_cache (offgrid_dev/site_variants.py), so every answer
+evaluates its whole prompt. The compat flavour (asyncify, wasm32) runs on a copy whose
+engine worker also has no JSPI (the no_jspi hook), as in Safari. Native: the same chat prompt through llama_cpp, timings from
 llama_perf_context.
 """
 
@@ -17,14 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 from harness import ROOT, app_page, call, summary, write
+from offgrid_dev.site_variants import make_hooked_site
 from native import KV_TYPES, build_flags
 
 MODEL = "smollm2-135m-instruct-q4_1"
 MODEL_FILE = ROOT / ".cache" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 N_CTX = 2048
+DIST = ROOT / "dist"
 QUESTION = ("Here are some notes about the history of computing. " * 24) + "Summarise them in detail."
 SAMPLING = {"temperature": 0, "seed": 1, "max_tokens": 128, "repeat_penalty": 1.0}
 
@@ -35,10 +39,10 @@ def app_runs(page, build: str, threads: int, runs: int, kv: str) -> dict:
                                       "kv_cache": kv})
     assert loaded["type"] == "ModelLoaded" and loaded["engine"] == build and loaded["kv_cache"] == kv, loaded
     messages = [{"role": "user", "content": QUESTION}]
-    call(page, "Chat", {"messages": messages, "sampling": {**SAMPLING, "max_tokens": 8}, "reuse_cache": False})
+    call(page, "Chat", {"messages": messages, "sampling": {**SAMPLING, "max_tokens": 8}})
     prefill, decode, tokens = [], [], []
     for _ in range(runs):
-        end = call(page, "Chat", {"messages": messages, "sampling": SAMPLING, "reuse_cache": False})
+        end = call(page, "Chat", {"messages": messages, "sampling": SAMPLING})
         speed = next(e for e in end["events"] if e["type"] == "Speed")
         prefill.append(round(speed["prefill_tps"], 1))
         decode.append(round(speed["decode_tps"], 1))
@@ -76,7 +80,7 @@ def main() -> None:
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     kvs = args.kv.split(",")
-    doc = json.loads((ROOT / "dist" / "engine" / "builds.json").read_text())
+    doc = json.loads((DIST / "engine" / "builds.json").read_text())
     results = []
 
     def measure(page, engine: str, label: str) -> None:
@@ -86,15 +90,13 @@ def main() -> None:
                 r = results[-1]
                 print(label, kv, t, r["prefill_tps"]["median"], r["decode_tps"]["median"], flush=True)
 
-    with app_page() as page:
-        for build in doc["builds"]:
-            measure(page, build["id"], build["id"])
+    with tempfile.TemporaryDirectory() as tmp:
+        with app_page(make_hooked_site(DIST, Path(tmp) / "site", no_prompt_cache=True)) as page:
+            for build in doc["builds"]:
+                measure(page, build["id"], build["id"])
         if any(b["id"] == "simd" and b["compat"] for b in doc["builds"]):
-            url = page.url.split("#")[0]
-            page.goto("about:blank")
-            page.goto(url + "#offgrid-test=no-jspi")
-            page.wait_for_function("() => document.querySelector('[role=status]').textContent === 'Ready'")
-            measure(page, "simd", "simd, compat flavour")
+            with app_page(make_hooked_site(DIST, Path(tmp) / "no-jspi", no_prompt_cache=True, no_jspi=True)) as page:
+                measure(page, "simd", "simd, compat flavour")
     for kv in kvs:
         for t in threads:
             results.append({"engine": "native llama.cpp", **native_runs(t, args.runs, kv)})

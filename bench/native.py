@@ -41,8 +41,10 @@ def make_prompt(model_path: Path, n_tokens: int, run: int = 0) -> str:
     return out
 
 
-def chat_messages(answer: str | None = None) -> list[dict]:
-    messages = [{"role": "user", "content": SHORT_QUESTION}]
+def chat_messages(answer: str | None = None, nonce: str = "") -> list[dict]:
+    """The first question (and, given its answer, the follow-up). `nonce` starts the question
+    with a few words of its own, so no engine's prompt cache holds any of it."""
+    messages = [{"role": "user", "content": f"{nonce} {SHORT_QUESTION}" if nonce else SHORT_QUESTION}]
     if answer is not None:
         messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": FOLLOW_UP}]
     return messages

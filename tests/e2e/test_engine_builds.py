@@ -180,7 +180,7 @@ MATCH_PROMPT = "The first law of thermodynamics states that"
 NEAR_TIE = 0.25  # logits; native llama.cpp itself flips at a 0.1 gap between batched and one-token evaluation
 
 
-def test_simd_greedy_answers_match_native_llama_cpp(app, dist):
+def test_simd_greedy_answers_match_native_llama_cpp(app, dist, hooked):
     """Token for token where it can be expected. Native llama.cpp runs x86 AVX2 kernels and ours
     WASM SIMD128: both quantize activations to Q8_1 (rounding to nearest) for the Q4_1 dot
     products, but sum in a different order, so logits differ slightly and a greedy choice
@@ -228,7 +228,7 @@ def test_simd_greedy_answers_match_native_llama_cpp(app, dist):
         check(build)
     # Without JSPI (Safari) the simd build runs its compat flavour: asyncify, wasm32.
     app.page.goto("about:blank")
-    app.page.goto(app.base_url + "/#offgrid-test=no-jspi")
+    app.page.goto(hooked(no_jspi=True).url + "/")
     app.wait_ready()
     loaded = load(app, backend="wasm-st")
     assert loaded["engine"] == "simd", loaded
