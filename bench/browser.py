@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness import ARGS, CHROMIUM, ROOT
+from harness import ARGS, CHROMIUM
 
 # Runs before any page script (through the DevTools protocol, so the CSP does not
 # apply). It wraps the handler the bridge installs on the engine worker, so every
