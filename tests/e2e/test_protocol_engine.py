@@ -143,3 +143,33 @@ def test_malformed_frames_get_clear_errors_and_the_session_stays_usable(app):
     assert diag["backend"] in ("wasm-mt", "wasm-st", "webgpu") and diag["backend_reason"]
     assert diag["cross_origin_isolated"] is True and diag["threads"] >= 1
     assert json.dumps(diag)  # plain data all the way
+
+
+def test_hostile_requests_from_issue_23_end_cleanly(app):
+    """A ChatBatch of more prompts than the engine has slots, a lone surrogate and a URL that
+    is not a model: each ends with a clear answer, and the loaded model keeps working."""
+    app.open()
+    app.wait_ready()
+    prompts = [[{"role": "user", "content": f"Say the number {i}."}] for i in range(7)]
+    done = app.page.evaluate("""async (prompts) => {
+      const ends = [];
+      for await (const ev of offgrid.request('ChatBatch', {prompts, sampling: {temperature: 0, seed: 1, max_tokens: 6}}))
+        if (ev.type === 'GenerateEnd') ends.push(ev);
+      return ends;
+    }""", prompts)
+    assert sorted(e["index"] for e in done) == list(range(7)), done
+    assert all(e["reason"] in ("stop", "length") for e in done), done
+
+    # Made in the page: half of an emoji's surrogate pair, alone.
+    lone = app.page.evaluate("""() => offgrid.call('Chat', {messages: [{role: 'user',
+      content: 'Half an emoji: ' + String.fromCharCode(0xD83D) + '. Say hi.'}], sampling: {temperature: 0, seed: 1, max_tokens: 6}})""")
+    assert lone["type"] == "GenerateEnd" and lone["reason"] in ("stop", "length"), lone
+
+    before = call(app, "InspectModel")
+    refused = call(app, "LoadModel", {"url": "/index.html"})
+    assert refused["type"] == "EngineError" and refused["code"] == "bad_field" and refused["field"] == "url", refused
+    assert "not a GGUF model file" in refused["message"]
+    after = call(app, "InspectModel")
+    assert after["model_id"] == before["model_id"] and after["n_vocab"] == before["n_vocab"] > 0
+    answer = call(app, "Complete", {"prompt": "One, two,", "sampling": {**GREEDY, "max_tokens": 4}})
+    assert answer["type"] == "GenerateEnd" and answer["text"].strip(), answer

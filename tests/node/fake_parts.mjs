@@ -24,11 +24,28 @@ export class FakeEngine {
     this.options = options;
     this.exited = false;
     /** @type {object[]} */ this.calls = [];
+    this.active = 0; // streams running now; llama.cpp's server runs n_parallel at most
+    this.maxActive = 0;
   }
 
   async #stream(params, piece) {
     this.calls.push(params);
+    this.active += 1;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    try {
+      // Like llama.cpp's server, a request beyond its slots waits for one: here, for ever.
+      if (this.active > (this.options.n_parallel ?? 4)) await new Promise(() => {});
+      await this.#run(params, piece);
+    } finally {
+      this.active -= 1;
+    }
+  }
+
+  async #run(params, piece) {
     const { tokens = ['Hel', 'lo'], crashAfter = -1, hold = null } = this.script;
+    const text = [...(params.messages ?? []).map((m) => m.content), params.prompt ?? ''].join('');
+    // wllama's glue framing broke on a lone surrogate (issue 23): the fake refuses one too.
+    if (/[\uD800-\uDFFF]/.test(text.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, ''))) throw new Error('Invalid typed array length: 1163217991');
     const n = Math.min(params.max_tokens > 0 ? params.max_tokens : tokens.length, tokens.length);
     if (hold) await hold.promise;
     for (let i = 0; i < n; i += 1) {
@@ -110,7 +127,12 @@ export function fakeParts({ gpu = false, gpuBroken = false, script = {} } = {}) 
       storedModels: async () => [...stored.values()].map((m) => ({ ...m, stored: m.bytes, complete: true })),
       deleteModel: async (id) => { stored.delete(id); },
       storageEstimate: async () => ({ usage: 0, quota: 1e9, persisted: false }),
-      fetchWhole: async () => { throw new Error('no network in tests'); },
+      // Same-origin files a LoadModel.url may name: a GGUF one and a page.
+      fetchWhole: async (url) => {
+        if (url.endsWith('.gguf')) return new Blob(['GGUF', new Uint8Array(996)]);
+        if (url.endsWith('.html')) return new Blob(['<!doctype html><title>Offgrid</title>']);
+        throw new Error(`HTTP 404 for ${url}`);
+      },
     },
     selfTestMemory: { remembered: async () => null, remember: async () => {} },
     origin: 'http://localhost:8000',

@@ -191,3 +191,46 @@ test('malformed frames are refused with the field named, and the handler goes on
   assert.equal(errors.find((f) => f.id === 'm1').field, 'messages');
   assert.equal(errors.find((f) => f.id === 'm2').code, 'bad_message');
 });
+
+test('a ChatBatch larger than the engine\'s slots runs them in turn and ends every prompt (issue 23)', async () => {
+  const { h, frames, engines } = await loaded();
+  const batch = request('ChatBatch', { prompts: Array.from({ length: 9 }, (_, i) => [{ role: 'user', content: `q${i}` }]) });
+  h.receive(batch);
+  await until(frames, (fs) => of(fs, batch.id).filter((f) => f.type === 'GenerateEnd').length === 9, 'nine ends');
+  assert.ok(engines[0].maxActive <= 4, `at most 4 at once, saw ${engines[0].maxActive}`);
+  const next = request('Complete', { prompt: 'x' });
+  h.receive(next);
+  await until(frames, (fs) => types(fs, next.id).includes('GenerateEnd'), 'the next request');
+});
+
+test('a lone UTF-16 surrogate reaches the engine as U+FFFD and the answer ends normally (issue 23)', async () => {
+  const { h, frames, engines } = await loaded();
+  const chat = request('Chat', { messages: [{ role: 'user', content: 'half an emoji: \ud83d!' }] });
+  h.receive(chat);
+  await until(frames, (fs) => types(fs, chat.id).includes('GenerateEnd'), 'GenerateEnd');
+  assert.equal(of(frames, chat.id).find((f) => f.type === 'GenerateEnd').reason, 'stop');
+  assert.equal(engines[0].calls.at(-1).messages[0].content, 'half an emoji: \ufffd!');
+  const count = request('CountTokens', { text: '\udc00 alone' });
+  h.receive(count);
+  await until(frames, (fs) => of(fs, count.id).length > 0, 'TokenCount');
+  assert.equal(of(frames, count.id)[0].type, 'TokenCount');
+});
+
+test('LoadModel of a URL that is not a GGUF file is refused and the loaded model stays (issue 23)', async () => {
+  const { h, frames, engines } = await loaded();
+  const bad = request('LoadModel', { url: '/index.html' });
+  h.receive(bad);
+  await until(frames, (fs) => of(fs, bad.id).length > 0, 'the refusal');
+  assert.deepEqual(types(frames, bad.id), ['EngineError']);
+  assert.equal(of(frames, bad.id)[0].code, 'bad_field');
+  assert.equal(of(frames, bad.id)[0].field, 'url');
+  assert.equal(engines[0].exited, false, 'the working model was not unloaded');
+  const inspect = request('InspectModel');
+  h.receive(inspect);
+  await until(frames, (fs) => of(fs, inspect.id).length > 0, 'InspectModel');
+  assert.equal(of(frames, inspect.id)[0].model_id, MODEL.id);
+  const good = request('LoadModel', { url: '/models/mine.gguf' });
+  h.receive(good);
+  await until(frames, (fs) => types(fs, good.id).includes('ModelLoaded'), 'the GGUF URL to load');
+  assert.equal(of(frames, good.id).find((f) => f.type === 'ModelLoaded').model_id, '/models/mine.gguf');
+});

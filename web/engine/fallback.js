@@ -12,6 +12,9 @@ import { diagnostics } from './diagnostics.js';
  * @typedef {{engine: any, build: any, gpuLayers: string, weightBuffers: string}} Started
  */
 
+/** llama.cpp server slots (wllama's n_parallel): how many prompts of a ChatBatch run at once. */
+export const SLOTS = 4;
+
 /** The KV cache type a load asks for, else the backend's own. */
 export function kvCache(req, choice) {
   return req.kv_cache || kvCacheFor(choice.backend);
@@ -52,6 +55,7 @@ export async function startChecked(ctx, model, file, req, choice) {
   const kv = kvCache(req, choice);
   const engine = await parts.engines.start(build, file, {
     n_ctx: req.n_ctx, n_threads: choice.threads, n_gpu_layers: build.webgpu ? choice.gpuLayers : 0, cache_type_k: kv, cache_type_v: kv,
+    n_parallel: SLOTS,
   }, startLogger(ctx, log));
   const started = { engine, build, gpuLayers: '', weightBuffers: weightBuffers(log) };
   if (choice.backend === 'webgpu') {

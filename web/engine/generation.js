@@ -1,9 +1,20 @@
 // Text generation on a loaded wllama instance: Chat, Complete, Continue,
-// ChatBatch (concurrent, one slot each) and CountTokens. Each job streams
-// Delta frames and ends with exactly one GenerateEnd, whatever happens.
+// ChatBatch (concurrent, one slot each, at most SLOTS at a time) and
+// CountTokens. Each job streams Delta frames and ends with exactly one
+// GenerateEnd, whatever happens.
 import { T } from '../shared/protocol.js';
-import { recover } from './fallback.js';
+import { SLOTS, recover } from './fallback.js';
 import { install } from './loading.js';
+
+/**
+ * Text as llama.cpp can take it: a lone UTF-16 surrogate (half an emoji, say) becomes U+FFFD.
+ * wllama encodes strings for its glue by length, and a lone surrogate broke the glue's framing.
+ * @param {string} s
+ */
+export function wellFormed(s) {
+  return typeof s.toWellFormed === 'function' ? s.toWellFormed() : s.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+}
+const cleanMessages = (messages) => messages.map((m) => ({ ...m, content: wellFormed(m.content) }));
 
 /** Sampling from the protocol, in llama.cpp server's names. */
 function samplingParams(s) {
@@ -16,10 +27,10 @@ function samplingParams(s) {
 
 /** The jobs of a request: one per prompt (ChatBatch) or a single one. */
 function jobsOf(req) {
-  if (req.type === T.ChatBatch) return req.prompts.map((messages, index) => ({ index, messages }));
-  if (req.type === T.Complete) return [{ index: 0, prompt: req.prompt }];
+  if (req.type === T.ChatBatch) return req.prompts.map((messages, index) => ({ index, messages: cleanMessages(messages) }));
+  if (req.type === T.Complete) return [{ index: 0, prompt: wellFormed(req.prompt) }];
   // Chat, and Continue: llama.cpp's server continues a final assistant message (prefill).
-  return [{ index: 0, messages: req.messages }];
+  return [{ index: 0, messages: cleanMessages(req.messages) }];
 }
 
 /**
@@ -75,7 +86,12 @@ async function generate(w, id, req, signal, post, backend) {
     for (const job of jobsOf(req)) post(T.GenerateEnd, { reason: 'aborted', text: '', index: job.index }, id);
     return;
   }
-  await Promise.all(jobsOf(req).map((job) => runJob(w, id, job, req, signal, post, backend)));
+  // llama.cpp's server has SLOTS slots; a request beyond them would wait for one forever.
+  const jobs = jobsOf(req);
+  const lane = async () => {
+    for (let job = jobs.shift(); job; job = jobs.shift()) await runJob(w, id, job, req, signal, post, backend);
+  };
+  await Promise.all(Array.from({ length: Math.min(SLOTS, jobs.length) }, lane));
 }
 
 /**
@@ -88,8 +104,8 @@ async function generate(w, id, req, signal, post, backend) {
 async function countTokens(w, req, signal) {
   let last = null;
   const params = { max_tokens: 1, temperature: 0, stream: true, onData: (c) => { last = c; }, abortSignal: signal };
-  if (req.messages.length) await w.createChatCompletion({ ...params, messages: req.messages, cache_prompt: true });
-  else await w.createCompletion({ ...params, prompt: req.text, cache_prompt: false });
+  if (req.messages.length) await w.createChatCompletion({ ...params, messages: cleanMessages(req.messages), cache_prompt: true });
+  else await w.createCompletion({ ...params, prompt: wellFormed(req.text), cache_prompt: false });
   const t = last?.timings;
   return { n_tokens: last?.usage?.prompt_tokens ?? (t ? t.prompt_n + t.cache_n : 0), cached_tokens: t?.cache_n ?? 0 };
 }

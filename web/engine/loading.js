@@ -10,6 +10,12 @@ import { diagnostics } from './diagnostics.js';
 import { kvCache, startWithFallback } from './fallback.js';
 import { autoSelfTest } from './self_test_job.js';
 
+/** Does `file` start with GGUF's magic? (A URL may name any file; the catalog's are hashed.) */
+async function isGguf(file) {
+  const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
+  return String.fromCharCode(...head) === 'GGUF';
+}
+
 /** The catalog entry for a LoadModel, or null after posting why there is none. */
 async function findModel(ctx, id, req) {
   const cat = await ctx.parts.catalog;
@@ -129,6 +135,9 @@ export async function loadModel(ctx, id, req, announce = true) {
     if (model.url) {
       file = await parts.weights.fetchWhole(model.url);
       model.bytes = file.size;
+      if (!(await isGguf(file))) { // refused before the loaded model is touched
+        return fail(id, 'bad_field', `${req.url} is not a GGUF model file.`, 'Give the URL of a .gguf file served by this app.', 'url');
+      }
     } else {
       const d = download(ctx, model);
       d.requestId = id;
