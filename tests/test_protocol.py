@@ -246,3 +246,20 @@ def test_every_message_type_is_its_own_dataclass():
         assert "__dataclass_fields__" in vars(cls) and "__dataclass_params__" in vars(cls), cls.__name__
         own = {k for k, v in vars(cls).get("__annotations__", {}).items() if not str(v).startswith("ClassVar")}
         assert own <= {f.name for f in dataclasses.fields(cls)}, cls.__name__
+
+
+def test_a_huge_name_is_not_echoed_back_whole():
+    """Issue 23: a 1 MB unknown type name (or field name) came back whole in the error."""
+    import json as _json
+
+    from offgrid.codec import ProtocolError, decode
+
+    huge = "X" * 1_000_000
+    for frame, field in (({"type": huge, "v": V}, "type"),
+                         ({"type": "Stop", "v": V, huge: 1}, "X" * 63 + "…")):
+        try:
+            decode(_json.dumps(frame))
+        except ProtocolError as err:
+            assert len(str(err)) < 200 and err.field == field, (str(err)[:100], err.field[:100])
+        else:
+            raise AssertionError("accepted")

@@ -25,6 +25,15 @@ class ProtocolError(ValueError):
         self.field = field
 
 
+
+ECHO = 64  # characters of a sender's name (a type, a field) an error repeats; a 1 MB name is not echoed
+
+
+def clip(name: object) -> object:
+    """`name` as an error may repeat it: strings past ECHO code points cut, with an ellipsis."""
+    return name[: ECHO - 1] + "…" if isinstance(name, str) and len(name) > ECHO else name
+
+
 def encode(msg: Message) -> str:
     body = {"type": type(msg).__name__, **dataclasses.asdict(msg)}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
@@ -44,7 +53,7 @@ def decode(raw: str | bytes | dict[str, Any]) -> Message:
     type_name = obj.get("type")
     cls = _p.MESSAGE_TYPES.get(type_name) if isinstance(type_name, str) else None
     if cls is None:
-        raise ProtocolError("bad_message", f"unknown message type {type_name!r}", "type")
+        raise ProtocolError("bad_message", f"unknown message type {clip(type_name)!r}", "type")
     version = obj.get("v")
     # JSON has one number type: 1.0 is 1 (as in JS), but true is not.
     if isinstance(version, bool) or version != PROTOCOL_VERSION:
@@ -70,7 +79,7 @@ def _build(cls: type, data: Any, path: str) -> Any:
     name = next((k for k in data if k not in known), None)
     if name is not None:
         where = _join(path, str(name))
-        raise ProtocolError("bad_field", f"unknown field {where!r}", where)
+        raise ProtocolError("bad_field", f"unknown field {clip(where)!r}", clip(where))
     kwargs = {}
     for name, f in known.items():
         where = _join(path, name)

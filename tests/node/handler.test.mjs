@@ -234,3 +234,13 @@ test('LoadModel of a URL that is not a GGUF file is refused and the loaded model
   await until(frames, (fs) => types(fs, good.id).includes('ModelLoaded'), 'the GGUF URL to load');
   assert.equal(of(frames, good.id).find((f) => f.type === 'ModelLoaded').model_id, '/models/mine.gguf');
 });
+
+test('a 1 MB unknown type name is not echoed back whole (issue 23)', async () => {
+  const { parts, frames } = fakeParts();
+  const h = createHandler(parts);
+  h.receive({ type: 'X'.repeat(1_000_000), id: 'big', v: 1 });
+  await until(frames, (fs) => of(fs, 'big').length > 0, 'the refusal');
+  const [err] = of(frames, 'big');
+  assert.equal(err.code, 'bad_message');
+  assert.ok(JSON.stringify(err).length < 400, `${JSON.stringify(err).length} characters`);
+});

@@ -161,7 +161,7 @@ function checkFields(fields, obj, where) {
   for (const key of Object.keys(obj)) {
     const path = where ? `${where}.${key}` : key;
     if (key === 'type' && !where) continue; // the frame's tag, at the top level only
-    if (!Object.hasOwn(fields, key)) return [`unknown field '${path}'`, path];
+    if (!Object.hasOwn(fields, key)) return [`unknown field '${clip(path)}'`, clip(path)];
   }
   for (const [name, spec] of Object.entries(fields)) {
     const path = where ? `${where}.${name}` : name;
@@ -188,7 +188,7 @@ export function validate(frame) {
   if (!isRecord(frame)) return fail('bad_message', 'a frame must be a JSON object');
   const f = /** @type {Record<string, any>} */ (frame);
   const fields = typeof f.type === 'string' && Object.hasOwn(MESSAGES, f.type) ? MESSAGES[f.type] : null;
-  if (!fields) return fail('bad_message', `unknown message type ${JSON.stringify(f.type)}`, 'type');
+  if (!fields) return fail('bad_message', `unknown message type ${JSON.stringify(clip(f.type))}`, 'type');
   if (f.v !== PROTOCOL_VERSION) return fail('version_mismatch', `protocol version ${JSON.stringify(f.v)}, expected ${PROTOCOL_VERSION}`, 'v');
   if ('id' in f && typeof f.id !== 'string') return fail('bad_field', 'id must be a string', 'id');
   const err = checkFields(fields, f, '');
@@ -213,6 +213,15 @@ function plural(type) {
 
 /** @param {Type} type @returns {string} the type in words: "a list of strings" */
 const expected = (type) => (type.kind === 'list' ? `a list of ${plural(type.item)}` : `a ${type.name} object`);
+
+/** Characters of a sender's name (a type, a field) an error repeats: a 1 MB name is not echoed. */
+const ECHO = 64;
+/** `name` cut past ECHO code points, with an ellipsis (as codec.clip does). @param {unknown} name */
+function clip(name) {
+  if (typeof name !== 'string') return name;
+  const points = [...name];
+  return points.length > ECHO ? `${points.slice(0, ECHO - 1).join('')}…` : name;
+}
 
 /** @param {unknown} v @returns {string} what `v` is, in a word */
 const kindOf = (v) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
