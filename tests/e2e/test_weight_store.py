@@ -181,6 +181,34 @@ def test_repeated_corruption_is_a_clear_error_and_never_reaches_the_engine(fresh
     assert page.evaluate("offgrid.state()")["model_id"] == "", diag
 
 
+def test_chunks_in_flight_when_one_fails_are_kept_and_not_fetched_again(fresh, server, dist):
+    """Issue 23: when one chunk failed its tries, the download gave up while others were
+    still in flight, and the next LoadModel fetched those again."""
+    model = _default(dist)
+    app = fresh(server.url)
+    page = app.page
+    chunks = Chunks(page, model)
+
+    def chunk_0_fails(route):
+        if _chunk_index(route.request, model) == 0:
+            return route.fulfill(status=503, body="busy")
+        route.continue_()
+
+    page.route("**/*.gguf", chunk_0_fails)
+    _open(app)
+    page.wait_for_function(READY_OR_ERROR)
+    status = app.status.text_content()
+    assert status.startswith("Error: Could not download part 1") and "503" in status, status
+    # The error came once every chunk in flight had settled: what was fetched is stored.
+    stored = set(page.evaluate(STORE)["chunks"])
+    assert stored == {model["chunks"][i] for i in chunks.ok}, (sorted(chunks.ok), len(stored))
+    page.unroute("**/*.gguf")
+    again = page.evaluate("offgrid.call('LoadModel', {model_id: %s})" % json.dumps(model["id"]))
+    assert again["type"] == "ModelLoaded", again
+    assert chunks.ok and all(n == 1 for n in chunks.ok.values()), f"fetched twice: {chunks.ok}"
+    assert set(chunks.ok) == set(range(len(model["chunks"])))
+
+
 def test_a_new_model_version_fetches_only_the_changed_chunks(fresh, site, artifacts):
     root, server = site
     v1 = _default(root)

@@ -87,9 +87,10 @@ export const OTHER = { ...MODEL, id: 'other', name: 'Other', file: 'other.gguf',
 
 /**
  * A handler's parts, and what they saw. Options: `gpu` (a WebGPU adapter with shader-f16),
- * `gpuBroken` (the engine loads nothing onto it), `script` (for every engine started).
+ * `gpuBroken` (the engine loads nothing onto it), `script` (for every engine started),
+ * `lastLoad` (the LoadModel the engine remembers from an earlier visit).
  */
-export function fakeParts({ gpu = false, gpuBroken = false, script = {} } = {}) {
+export function fakeParts({ gpu = false, gpuBroken = false, script = {}, lastLoad = null } = {}) {
   /** @type {any[]} */ const frames = [];
   /** @type {FakeEngine[]} */ const engines = [];
   const stored = new Map();
@@ -135,6 +136,7 @@ export function fakeParts({ gpu = false, gpuBroken = false, script = {} } = {}) 
       },
     },
     selfTestMemory: { remembered: async () => null, remember: async () => {} },
+    loads: { last: async () => lastLoad, remember: async (req) => { lastLoad = req; } },
     origin: 'http://localhost:8000',
     now: () => 0,
   };

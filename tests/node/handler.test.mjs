@@ -244,3 +244,34 @@ test('a 1 MB unknown type name is not echoed back whole (issue 23)', async () =>
   assert.equal(err.code, 'bad_message');
   assert.ok(JSON.stringify(err).length < 400, `${JSON.stringify(err).length} characters`);
 });
+
+test('the warm-up loads the model last asked for, and nothing when it was deleted (issue 23)', async () => {
+  // An earlier visit asked for OTHER with a 1024-token context, and it is stored.
+  const other = { model_id: OTHER.id, n_ctx: 1024 };
+  let fake = fakeParts({ lastLoad: other });
+  await fake.parts.weights.ensureStored(OTHER, () => {});
+  let h = createHandler(fake.parts);
+  await h.start();
+  const load = request('LoadModel', other);
+  h.receive(load);
+  await until(fake.frames, (fs) => types(fs, load.id).includes('ModelLoaded'), 'ModelLoaded');
+  assert.equal(fake.engines.length, 1, 'one load: the warm-up was the one asked for');
+  assert.equal(fake.engines[0].options.n_ctx, 1024);
+  assert.equal(await fake.parts.weights.isCached(MODEL), false, 'the default was not downloaded');
+
+  // The person deleted the model they last used: nothing is warmed up (or downloaded).
+  fake = fakeParts({ lastLoad: other });
+  h = createHandler(fake.parts);
+  await h.start();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(fake.engines.length, 0);
+  assert.deepEqual(fake.frames.map((f) => f.type), ['Hello']);
+
+  // A LoadModel the page asks for is what the next visit warms up.
+  const asked = request('LoadModel', { model_id: MODEL.id, n_ctx: 512 });
+  h.receive(asked);
+  await until(fake.frames, (fs) => types(fs, asked.id).includes('ModelLoaded'), 'ModelLoaded');
+  assert.equal((await fake.parts.loads.last()).n_ctx, 512);
+  assert.equal((await fake.parts.loads.last()).model_id, MODEL.id);
+  assert.equal('id' in (await fake.parts.loads.last()), false);
+});

@@ -21,6 +21,8 @@ import { selfTestAndReport } from './self_test_job.js';
  *   starts llama.cpp (a wllama instance, or a fake with the same methods)
  * @property {object} weights  the weight store (weight_store.js's functions)
  * @property {{remembered: (key: string) => Promise<any>, remember: (key: string, v: object) => Promise<void>}} selfTestMemory
+ * @property {{last: () => Promise<Record<string, any> | null>, remember: (req: Record<string, any>) => Promise<void>}} loads
+ *   the last LoadModel the page asked for (what the next visit warms up)
  * @property {string} origin  the site's origin (a LoadModel url must be on it)
  * @property {() => number} now  milliseconds, for load times
  */
@@ -111,9 +113,11 @@ export function createHandler(parts) {
   }
 
   /**
-   * Say hello, and load the catalog's default model while Pyodide boots (queued like any
+   * Say hello, and load the model the page will ask for while Pyodide boots (queued like any
    * lifecycle job; nothing but download progress is posted: the controller's own LoadModel
-   * then finds it loaded and gets its ModelLoaded at once).
+   * then finds it loaded and gets its ModelLoaded at once). That is the last load the page
+   * asked for, if its model is still stored; on a first visit, the catalog's default; none
+   * when the person deleted the model they last used.
    */
   async function start() {
     const builds = await Promise.resolve(parts.builds).catch(() => null); // builds.json names wllama's version
@@ -130,8 +134,21 @@ export function createHandler(parts) {
       fail('', 'version_mismatch', `The engine is llama.cpp ${parts.engines.libllamaVersion} but the site was built for ${built}.`,
         'Rebuild with `python3 build.py` and reload; an old cached copy of the app can cause this too.');
     }
-    const req = make(T.LoadModel, { model_id: cat.default });
-    queue.push({ id: '', kind: 'lifecycle', type: 'WarmUp', run: () => loadModel(ctx, '', req, false) });
+    const req = await warmUpRequest(cat);
+    if (req) queue.push({ id: '', kind: 'lifecycle', type: 'WarmUp', run: () => loadModel(ctx, '', req, false) });
+  }
+
+  /** The LoadModel to warm up with (see start), or null for none. */
+  async function warmUpRequest(cat) {
+    const last = await parts.loads.last();
+    if (!last) return make(T.LoadModel, { model_id: cat.default });
+    const model = cat.models.find((m) => m.id === last.model_id);
+    if (last.url || !model || !(await parts.weights.isCached(model))) return null;
+    try {
+      return make(T.LoadModel, last);
+    } catch {
+      return null; // remembered by an older build whose fields differ
+    }
   }
 
   return { receive, start, ctx };

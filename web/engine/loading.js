@@ -10,6 +10,12 @@ import { diagnostics } from './diagnostics.js';
 import { kvCache, startWithFallback } from './fallback.js';
 import { autoSelfTest } from './self_test_job.js';
 
+/** A LoadModel's own fields (not its type, id or version), as the warm-up remembers them. */
+function loadFields(req) {
+  const { type, id, v, ...fields } = req;
+  return fields;
+}
+
 /** Does `file` start with GGUF's magic? (A URL may name any file; the catalog's are hashed.) */
 async function isGguf(file) {
   const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
@@ -115,6 +121,7 @@ export async function loadModel(ctx, id, req, announce = true) {
   const { state, parts } = ctx;
   const key = JSON.stringify([req.model_id, req.url, req.n_ctx, req.n_threads, req.backend, req.engine, req.kv_cache]);
   if (state.current && state.loadedKey === key) {
+    if (announce) parts.loads.remember(loadFields(req));
     ctx.post(T.ModelLoaded, { ...state.loadedInfo, load_ms: 0 }, id);
     return diagnostics(ctx, id);
   }
@@ -161,6 +168,7 @@ export async function loadModel(ctx, id, req, announce = true) {
     install(ctx, started, choice, { model, file, req: fitted, fromCache }, t0, key, fit.notice);
     if (await autoSelfTest(ctx, id, model)) return; // moved to the CPU; ModelLoaded was posted
     if (!announce) return;
+    parts.loads.remember(loadFields(req)); // what the next visit warms up
     ctx.post(T.ModelLoaded, state.loadedInfo, id);
     await diagnostics(ctx, id);
   } catch (err) {

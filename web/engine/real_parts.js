@@ -4,7 +4,7 @@ import { Wllama } from '../../vendor/wllama/index.js';
 import { probe } from './backend.js';
 import { fetchBuilds, loadBuild } from './build_select.js';
 import * as weightStore from './weight_store.js';
-import * as selfTestMemory from './self_test_memory.js';
+import * as memory from './engine_memory.js';
 
 const here = (path) => new URL(path, import.meta.url).href;
 const SITE_ROOT = here('../../');
@@ -53,7 +53,8 @@ export function realParts(scope) {
       ensureStored: (model, onProgress) => weightStore.ensureStored(model, here(`../../models/${model.file}`), onProgress),
       fetchWhole,
     },
-    selfTestMemory,
+    selfTestMemory: { remembered: memory.remembered, remember: memory.remember },
+    loads: { last: memory.lastLoad, remember: memory.rememberLoad },
     origin: scope.location.origin,
     now: () => performance.now(),
   };

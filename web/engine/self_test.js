@@ -1,4 +1,4 @@
-// GPU-vs-CPU correctness self-test (self_test_memory.js remembers what it
+// GPU-vs-CPU correctness self-test (engine_memory.js remembers what it
 // found; self_test_job.js runs it on the engines).
 //
 // The GPU greedy-decodes a fixed prompt for N tokens; the CPU decodes it too,

@@ -1,6 +1,6 @@
 // Running the GPU self-test on the engines: the loaded engine for whichever
 // side it runs on, a second one started for the other side (self_test.js has
-// the comparison, self_test_memory.js what is remembered).
+// the comparison, engine_memory.js what is remembered).
 import { T } from '../shared/protocol.js';
 import { adapterKey, plan } from './backend.js';
 import * as selfTest from './self_test.js';

@@ -180,7 +180,10 @@ export async function ensureStored(model, url, onProgress) {
       }
     }
   });
-  await Promise.all(workers);
+  // When one chunk fails, the others already in flight still finish and are stored (no new
+  // ones start): the next load must not fetch them again.
+  const failure = (await Promise.allSettled(workers)).find((r) => r.status === 'rejected');
+  if (failure) throw failure.reason;
   const tx = d.transaction('models', 'readwrite');
   await tx.store.put(record(model, true), model.id);
   if (pending !== model.id) await tx.store.delete(pending);
