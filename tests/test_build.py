@@ -35,6 +35,9 @@ def test_catalog_hashes_match_the_served_files(dist):
         size = m["chunk_size"]
         assert m["chunks"] == [hashlib.sha256(data[i:i + size]).hexdigest() for i in range(0, len(data), size)]
         assert data[:4] == b"GGUF"
+        # The app fetches each version at a path of its own (a folder named by its hash).
+        assert m["path"] == f"{m['sha256'][:16]}/{m['file']}"
+        assert (dist / "models" / m["path"]).samefile(dist / "models" / m["file"])
 
 
 def test_pyodide_lock_matches_the_wheels_it_lists(dist):

@@ -154,13 +154,16 @@ def _shape(meta: dict) -> dict:
 
 
 def catalog_entry(src: ModelSource, path: Path) -> dict:
-    """One model version as the weight store sees it: whole-file and per-chunk SHA-256."""
+    """One model version as the weight store sees it: whole-file and per-chunk SHA-256, and
+    `path`, where the app fetches it: under models/ in a folder named by its hash, so a page
+    of an older build never resumes a download with a newer version's bytes."""
     hashes = _hashes(path)
     if src.sha256 and hashes["sha256"] != src.sha256:
         raise SystemExit(f"{src.file}: SHA-256 {hashes['sha256']} does not match the package's {src.sha256}")
     meta = read_metadata(path)
     return {
-        "id": src.id, "name": src.name, "version": src.version, "file": src.file, "bytes": path.stat().st_size,
+        "id": src.id, "name": src.name, "version": src.version, "file": src.file,
+        "path": f"{hashes['sha256'][:16]}/{src.file}", "bytes": path.stat().st_size,
         "sha256": hashes["sha256"], "quantization": quantization(meta), "license": src.license,
         **_shape(meta), "chunk_size": CHUNK_SIZE, "chunks": hashes["chunks"],
     }
@@ -169,6 +172,7 @@ def catalog_entry(src: ModelSource, path: Path) -> dict:
 def _link(path: Path, dest: Path) -> None:
     if dest.exists():
         return
+    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         dest.hardlink_to(path)
     except OSError:  # another filesystem: copy instead
@@ -182,7 +186,8 @@ def build_catalog(cache: Path, out: Path, log=print, engine: dict | None = None)
     for src in MODELS:
         path = _extract(src, cache, log)
         entries.append(catalog_entry(src, path))
-        _link(path, out / src.file)
+        _link(path, out / entries[-1]["path"])  # what the app fetches
+        _link(path, out / src.file)  # a stable name for tools (bench, tests)
     catalog = {"default": DEFAULT_MODEL, "engine": engine or {}, "models": entries}
     (out / "catalog.json").write_text(json.dumps(catalog, indent=1))
     return catalog

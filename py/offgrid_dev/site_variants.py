@@ -71,6 +71,7 @@ def publish_next_version(site: Path, cache: Path) -> dict:
     catalog_path = site / "models" / "catalog.json"
     catalog = json.loads(catalog_path.read_text())
     entry = catalog_entry(v2, path)
+    _link(path, site / "models" / entry["path"])
     catalog["models"] = [entry if m["id"] == v2.id else m for m in catalog["models"]]
     catalog_path.unlink()  # never write through a hard link into dist/
     catalog_path.write_text(json.dumps(catalog, indent=1))

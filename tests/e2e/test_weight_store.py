@@ -238,6 +238,41 @@ def test_a_new_model_version_fetches_only_the_changed_chunks(fresh, site, artifa
     assert app.answer_text().strip()
 
 
+def test_a_download_resumed_after_a_deploy_says_to_reload_instead_of_failing_hashes(fresh, site):
+    """Issue 23: weights were served at one URL for every version, so a page of the older
+    build resuming a download got the new bytes, failed the hash three times and said
+    "Could not download". Each version now has its own path; the old one answers 404."""
+    root, server = site
+    v1 = _default(root)
+    app = fresh(server.url)
+    page = app.page
+    served: list[int] = []
+
+    def stop_after_two(route):
+        if len(served) < 2:
+            served.append(_chunk_index(route.request, v1))
+            return route.continue_()
+        route.abort("internetdisconnected")
+
+    page.route("**/*.gguf", stop_after_two)
+    _open(app)
+    page.wait_for_function(READY_OR_ERROR)
+    assert app.status.text_content().startswith("Error:")
+    # A deploy: version 2 goes up, version 1's file goes away (a fresh dist/ has only its own).
+    publish_next_version(root, CACHE)
+    (root / "models" / v1["path"]).unlink()
+    page.unroute("**/*.gguf")
+    chunks = Chunks(page, v1)
+    again = page.evaluate("offgrid.call('LoadModel', {model_id: %s})" % json.dumps(v1["id"]))
+    assert again["type"] == "EngineError" and again["code"] == "download_failed", again
+    assert "no longer on the server" in again["message"] and "Reload the page" in again["hint"], again
+    assert not chunks.ok, chunks.ok  # nothing of another version was fetched
+    # A reload takes the new build's catalog and finishes with version 2.
+    page.reload()
+    app.wait_ready()
+    assert page.evaluate(STORE)["models"][0]["version"] == "2"
+
+
 def _quota(page, origin: str, size: int | None) -> None:
     cdp = page.context.new_cdp_session(page)
     cdp.send("Storage.overrideQuotaForOrigin", {"origin": origin, **({"quotaSize": size} if size is not None else {})})

@@ -50,7 +50,7 @@ export function realParts(scope) {
     engines: { start: startWllama, libllamaVersion: Wllama.getLibllamaVersion(), name: 'wllama' },
     weights: {
       ...weightStore,
-      ensureStored: (model, onProgress) => weightStore.ensureStored(model, here(`../../models/${model.file}`), onProgress),
+      ensureStored: (model, onProgress) => weightStore.ensureStored(model, here(`../../models/${model.path ?? model.file}`), onProgress),
       fetchWhole,
     },
     selfTestMemory: { remembered: memory.remembered, remember: memory.remember },

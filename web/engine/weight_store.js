@@ -24,7 +24,7 @@ const CHUNK_SIZE = 8 * 1024 * 1024; // the catalog's chunk size, for records tha
  */
 
 export class WeightStoreError extends Error {
-  /** @param {'download_failed'|'offline'|'integrity'|'quota'} code @param {string} message @param {string} [hint] */
+  /** @param {'download_failed'|'offline'|'integrity'|'quota'|'gone'} code @param {string} message @param {string} [hint] */
   constructor(code, message, hint = '') {
     super(message);
     this.name = 'WeightStoreError';
@@ -68,10 +68,12 @@ async function fetchChunk(model, url, index, onBytes, run) {
   const want = model.chunks[index];
   let lastError = '';
   let unreachable = true; // every try failed before any HTTP answer: no network
-  for (let attempt = 1; attempt <= MAX_TRIES && !run.failed; attempt++) {
+  let gone = false; // this version is no longer served (the site was updated)
+  for (let attempt = 1; attempt <= MAX_TRIES && !run.failed && !gone; attempt++) {
     let counted = 0;
     try {
       const res = await fetch(url, { headers: { Range: `bytes=${start}-${end}` }, cache: 'no-store' });
+      gone = res.status === 404 || res.status === 410;
       if (res.status !== 206) throw new Error(`HTTP ${res.status} for bytes ${start}-${end}`);
       const reader = res.body.getReader();
       const parts = [];
@@ -99,6 +101,10 @@ async function fetchChunk(model, url, index, onBytes, run) {
     }
   }
   if (run.failed) return;
+  if (gone) {
+    throw new WeightStoreError('gone', `This version of ${model.name} is no longer on the server: the app was updated.`,
+      'Reload the page to get the new version; the parts already stored are kept where they still fit.');
+  }
   if (unreachable) {
     throw new WeightStoreError('offline', `You are offline, and ${model.name} is not stored on this device yet.`);
   }
