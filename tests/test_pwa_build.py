@@ -67,3 +67,39 @@ def test_png_writer_round_trips():
     assert raw[1:5] == bytes(pixels[0])  # row 0, filter byte then the first RGBA pixel
     # The corner of the rounded square is transparent, the centre white.
     assert pixels[0][3] == 0 and pixels[8 * 16 + 8][:3] == (255, 255, 255)
+
+
+def _precache_for(dist: Path, features: dict) -> list[str]:
+    """web/sw/engine_files.js's choice, in node, for the built site and a browser's features."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    script = f"""
+      import {{ precacheFor }} from {json.dumps((root / 'web' / 'sw' / 'engine_files.js').as_uri())};
+      const [entries, builds, features] = JSON.parse(process.argv[1]);
+      console.log(JSON.stringify(precacheFor(entries, builds, features).map((e) => e.url)));"""
+    arg = json.dumps([list(_entries(dist).values()), json.loads((dist / "engine" / "builds.json").read_text()), features])
+    out = subprocess.run(["node", "--input-type=module", "-e", script, arg], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_the_service_worker_precaches_only_the_engine_build_this_browser_runs(dist):
+    """Issue 23: the first visit stored every engine build (about 74 MB) to run one."""
+    builds = json.loads((dist / "engine" / "builds.json").read_text())
+    assert json.dumps(builds, separators=(",", ":")) in (dist / "sw.js").read_text()
+    heavy = {f for b in builds["builds"] for f in [b["wasm"], *([b["compat"]["worker"], b["compat"]["wasm"]] if b["compat"] else [])]}
+    everything = set(_entries(dist))
+    chromium = _precache_for(dist, {"simd128": True, "relaxed_simd": True, "jspi": True, "memory64": True})
+    safari = _precache_for(dist, {"simd128": True, "relaxed_simd": False, "jspi": False, "memory64": False})
+    ids = {b["id"] for b in builds["builds"]}
+    want_chromium = {"engine/relaxed/wasm/wllama.wasm"} if "relaxed" in ids else {"vendor/wllama/wasm/wllama.wasm"}
+    assert set(chromium) & heavy == want_chromium
+    simd = next((b for b in builds["builds"] if b["id"] == "simd"), None)
+    want_safari = {simd["compat"]["worker"], simd["compat"]["wasm"]} if simd else {"vendor/wllama-compat/wllama.js", "vendor/wllama-compat/wllama.wasm"}
+    assert set(safari) & heavy == want_safari
+    # Everything else of the shell is there in both.
+    assert set(chromium) - heavy == set(safari) - heavy == everything - heavy
+    kept = sum((dist / u).stat().st_size for u in set(chromium) & heavy)
+    total = sum((dist / u).stat().st_size for u in heavy)
+    print(f"engine wasm precached for Chromium: {kept / 1e6:.1f} MB of {total / 1e6:.1f} MB")
+    assert kept < total / 3

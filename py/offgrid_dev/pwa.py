@@ -22,6 +22,7 @@ SW_SOURCE = ROOT / "web" / "sw" / "sw.js"
 SW_NAME = "sw.js"
 MANIFEST_NAME = "manifest.webmanifest"
 PLACEHOLDER = "self.__WB_MANIFEST"
+BUILDS_PLACEHOLDER = "self.__OFFGRID_BUILDS"  # dist/engine/builds.json: which build's wasm to precache
 
 MANIFEST = {
     "id": "./",
@@ -78,15 +79,19 @@ def bundle_service_worker() -> str:
          "--define:process.env.NODE_ENV=\"production\"", "--log-level=warning"],
         cwd=ROOT, check=True, capture_output=True, text=True,
     ).stdout
-    if out.count(PLACEHOLDER) != 1:
-        raise SystemExit(f"expected {PLACEHOLDER} once in the bundled service worker")
+    for placeholder in (PLACEHOLDER, BUILDS_PLACEHOLDER):
+        if out.count(placeholder) != 1:
+            raise SystemExit(f"expected {placeholder} once in the bundled service worker")
     return out
 
 
 def write_service_worker(dist: Path, bundle: str | None = None) -> list[dict[str, str]]:
-    """(Re)write dist/sw.js with the precache list of what is in `dist` now."""
+    """(Re)write dist/sw.js with the list of what is in `dist` now (it precaches the shell and
+    the one engine build the browser runs: web/sw/engine_files.js)."""
     entries = precache_manifest(dist)
+    builds = json.loads((dist / "engine" / "builds.json").read_text())
     text = (bundle or bundle_service_worker()).replace(PLACEHOLDER, json.dumps(entries, separators=(",", ":")))
+    text = text.replace(BUILDS_PLACEHOLDER, json.dumps(builds, separators=(",", ":")))
     (dist / SW_NAME).write_text(text)
     return entries
 

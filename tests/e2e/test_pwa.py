@@ -60,6 +60,13 @@ def test_airplane_mode_start_answers_and_says_when_no_model_is_stored(profile, s
     context = profile()
     app = _install(open_app, context, server.url)
     page = app.page
+    # Precached: the shell and the one engine build this browser runs, not all of them (issue 23).
+    cached = page.evaluate("""async () => { const out = [];
+      for (const name of await caches.keys()) for (const r of await (await caches.open(name)).keys()) out.push(new URL(r.url).pathname);
+      return out; }""")
+    wasm = sorted(u for u in cached if u.endswith(".wasm") and "pyodide" not in u)
+    engine = page.evaluate("offgrid.call('InspectModel')")["engine"]
+    assert wasm == [f"/engine/{engine}/wasm/wllama.wasm"], (engine, wasm)
 
     context.set_offline(True)
     failed = _failures(page)

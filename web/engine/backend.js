@@ -7,6 +7,7 @@
 // whenever the browser lacks either. A fallback adapter (software, e.g.
 // SwiftShader or lavapipe) is accepted when it has shader-f16.
 import { formatBytes } from '../shared/units.js';
+import { hasMemory64 } from './build_select.js';
 
 const BIN = { binary: true };
 
@@ -36,13 +37,6 @@ export function kvCacheFor(backend) {
   return KV_CACHE[backend];
 }
 
-function hasMemory64() {
-  try {
-    new WebAssembly.Memory({ address: 'i64', initial: 1n });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** @returns {Promise<{gpu: GpuProbe | null, error: string}>} */

@@ -63,6 +63,30 @@ function validates(bytes) {
   }
 }
 
+/** Can this realm make a 64-bit WebAssembly memory? */
+export function hasMemory64() {
+  try {
+    new WebAssembly.Memory({ address: 'i64', initial: 1n });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What this realm itself offers (the service worker asks before precaching a build). @returns {Features} */
+export function browserFeatures() {
+  return detectFeatures({ jspi: typeof WebAssembly.Suspending === 'function', memory64: hasMemory64() });
+}
+
+/**
+ * The big files of `build` a browser with `features` loads (its wasm, or its compat flavour's
+ * glue and wasm); its JS API module is not among them.
+ * @param {Build} build @param {Features} features @returns {string[]} site-root relative
+ */
+export function heavyFiles(build, features) {
+  return fit(build, features).mode === 'compat' && build.compat ? [build.compat.worker, build.compat.wasm] : [build.wasm];
+}
+
 /**
  * @param {{jspi: boolean, memory64: boolean}} probe what backend.js found
  * @returns {Features}

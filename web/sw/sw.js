@@ -4,7 +4,8 @@
 // list of files and their content hashes.
 //
 // - One precache version serves every file of the app (page, engine worker,
-//   Pyodide, wllama): a new build installs beside the old one and waits; it
+//   Pyodide, wllama) and the one engine build this browser runs (engine_files.js;
+//   build.py also puts builds.json in as self.__OFFGRID_BUILDS): a new build installs beside the old one and waits; it
 //   takes over only when the person presses "Reload to update", which sends
 //   SKIP_WAITING. So two versions' files are never mixed in one page.
 // - Model weights are not here: they live in IndexedDB (weight_store.js). The
@@ -14,6 +15,7 @@
 //   so the page stays cross-origin isolated offline (multi-thread WASM).
 import { clientsClaim } from 'workbox-core';
 import { cleanupOutdatedCaches, precacheAndRoute } from 'workbox-precaching';
+import { precacheFor } from './engine_files.js';
 
 self.addEventListener('message', (event) => {
   if (event.data?.type === 'SKIP_WAITING') self.skipWaiting();
@@ -23,4 +25,4 @@ self.addEventListener('message', (event) => {
 // once, so the first visit is already served by the worker on reload.
 clientsClaim();
 cleanupOutdatedCaches();
-precacheAndRoute(self.__WB_MANIFEST, { directoryIndex: 'index.html', cleanURLs: false });
+precacheAndRoute(precacheFor(self.__WB_MANIFEST, self.__OFFGRID_BUILDS), { directoryIndex: 'index.html', cleanURLs: false });
