@@ -142,7 +142,7 @@ def test_submit_sends_chat_with_system_prompt_and_question(h):
         p.ChatMessage("user", "What is 2+2?"),  # stripped
     ]
     assert chat.sampling == h.ctl.sampling
-    assert h.ctl.state is State.GENERATING and h.ctl._gen_id == chat.id
+    assert h.ctl.state is State.GENERATING and h.ctl.answers.gen_id == chat.id
     assert h.view.of("add_message")[-2:] == [(0, "user", "What is 2+2?", True), (1, "assistant", "", False)]
     assert h.view.last("set_generating") == (True,)
 
@@ -153,8 +153,12 @@ def test_deltas_of_the_chat_stream_into_the_answer(h):
     h.feed(p.Delta(id=chat.id, text="Hel", n_tokens=1))
     h.feed(p.Delta(id="someone-else", text="XXX"))  # another request's answer: not ours
     h.feed(p.Delta(id=chat.id, text="lo", n_tokens=2))
-    assert h.view.of("update_message") == [(1, "Hel", False, ""), (1, "Hello", False, "")]
+    # Each token sends the view its own text only, never the answer so far.
+    assert h.view.of("append_message") == [(1, "Hel"), (1, "lo")]
+    assert h.view.of("update_message") == []
+    assert [a for a in h.view.of("set_status") if a[0] == "Writing…"] == [("Writing…", "busy")]  # said once
     assert h.ctl.conversation.turns[1].content == "Hello"
+    assert h.ctl.snapshot()["turns"][1]["content"] == "Hello"
 
 
 def test_finished_answer_is_complete(h):
@@ -196,12 +200,18 @@ def test_submit_while_generating_is_refused(h):
     assert [t.content for t in h.ctl.conversation.turns] == ["first", ""]
 
 
-def test_question_asked_while_loading_is_sent_when_ready(h):
+def test_question_asked_while_loading_is_held_by_the_view_and_sent_when_ready(h):
+    # One queue: the view holds a question while the controller does not take questions
+    # (web/page/view.js, also before Python is up) and sends it when set_accepting(True) says so.
     boot(h)
     load_id = h.last_sent().id
-    assert h.ctl.submit("early question") is True
-    assert not any(isinstance(m, p.Chat) for m in h.sent())  # held back
+    assert h.view.of("set_accepting") == []  # booting: the view's default, not taking questions
+    n = len(h.frames)
+    assert h.ctl.submit("early question") is False  # not taken: the view keeps it
+    assert len(h.frames) == n and h.ctl.conversation.turns == [] and not h.view.of("show_error")
     h.feed(p.ModelLoaded(id=load_id, model_id="tiny", name="Tiny Model"))
+    assert h.view.of("set_accepting") == [(True,)]
+    assert h.ctl.submit("early question") is True  # what the view does now
     count = h.last_sent()
     assert isinstance(count, p.CountTokens) and count.messages[-1] == p.ChatMessage("user", "early question")
     assert h.ctl.state is State.GENERATING

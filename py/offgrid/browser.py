@@ -1,6 +1,7 @@
 """The one module that knows about JavaScript: it wires the controller to the
-page's bridge (frames to and from the engine worker), view (the DOM) and
-conversation store (IndexedDB).
+page's bridge (frames to and from the engine worker), view (the DOM),
+conversation store (IndexedDB) and scripting API (window.offgrid, whose
+requests the controller relays).
 
 Only plain values cross the boundary (strings, numbers, JSON text), so no
 proxy outlives a call except the two created in `start`.
@@ -35,6 +36,9 @@ class JsView:
     def update_message(self, key: int, text: str, complete: bool, note: str) -> None:
         self._js.updateMessage(key, text, complete, note)
 
+    def append_message(self, key: int, text: str) -> None:
+        self._js.appendMessage(key, text)
+
     def clear_messages(self) -> None:
         self._js.clearMessages()
 
@@ -43,6 +47,9 @@ class JsView:
 
     def set_generating(self, on: bool) -> None:
         self._js.setGenerating(on)
+
+    def set_accepting(self, on: bool) -> None:
+        self._js.setAccepting(on)
 
     def set_model(self, name: str, detail: str) -> None:
         self._js.setModel(name, detail)
@@ -74,6 +81,9 @@ class JsView:
     def download(self, filename: str, mime: str, text: str) -> None:
         self._js.download(filename, mime, text)
 
+    def persist_storage(self) -> None:
+        self._js.persistStorage()
+
 
 class JsStorage:
     """Adapts the Library's Storage calls to web/conversation_store.js (fire and forget)."""
@@ -91,13 +101,15 @@ class JsStorage:
         self._js.saveSettings(data)
 
 
-def start(bridge: Any, js_view: Any, js_store: Any, initial: str) -> Controller:
-    """Called once by web/main.js after Pyodide has loaded this package.
+def start(bridge: Any, js_view: Any, js_store: Any, initial: str, scripts: Any) -> Controller:
+    """Called once by web/page/main.js after Pyodide has loaded this package.
 
-    `initial` is the conversation store's content, read while Pyodide booted.
+    `initial` is the conversation store's content, read while Pyodide booted;
+    `scripts.deliver` takes the events that answer window.offgrid's requests.
     """
     library = Library(JsStorage(js_store), initial)
     controller = Controller(send=bridge.send, view=JsView(js_view), library=library)
+    controller.attach_script(scripts.deliver)
     bridge.attach(create_proxy(controller.on_frame))
     # One proxy for the controller's lifetime; the view calls its action methods.
     js_view.bind(create_proxy(controller))

@@ -1,57 +1,57 @@
 """The chat controller: owns the conversations, the model lifecycle and the
-generation state, and talks to the engine only through protocol frames.
+generation state, and is the engine's one client: it talks to the engine only
+through protocol frames, and scripts (window.offgrid) reach the engine through
+it (`relay`).
 
 Pure Python: `send` posts a frame (a JSON string) to the engine worker, `view`
 is anything with the View methods (the browser adapter, or a recorder in
 tests), and the Library persists conversations. Frames from the engine come in
-through `on_frame`.
-
-Sending a question goes: count the chosen window exactly (CountTokens on the
-templated messages; the engine caches that prefix for the answer), slide the
-window if the count is over the limit, then Chat.
+through `on_frame`, and each goes to the part that asked for it: the answer to
+one of the controller's requests to its handlers (answers.py: asking and
+streaming; conversation_actions.py, storage_actions.py, backend_actions.py),
+the answer to a script's request back to that script.
 """
 
 from __future__ import annotations
 
-import enum
 import itertools
 import json
+from collections import defaultdict
 from dataclasses import asdict, replace
 from typing import Any, Callable
 
 from . import context
 from . import protocol as p
+from .answers import AnswerHandler
+from .backend_actions import BackendHandler
 from .conversation import Conversation
-from .backend_actions import BackendActions
-from .conversation_actions import NOTES, ConversationActions
+from .conversation_actions import ConversationHandler
 from .library import Library, MemoryStorage
-from .storage_actions import StorageActions, size
+from .state import TAKES_QUESTIONS, TRANSITIONS, State
+from .storage_actions import StorageHandler, size
 from .view import View
 
+__all__ = ["Controller", "State", "View"]
 
-class State(enum.Enum):
-    BOOTING = "booting"  # waiting for the engine's model list
-    LOADING = "loading"  # a model is downloading or loading
-    READY = "ready"  # a question can be sent
-    GENERATING = "generating"  # counting the prompt, then streaming the answer
-    IDLE = "idle"  # no model loaded (after Unload)
-    FAILED = "failed"  # no model could be loaded; the error says why
-
-
-# Where each state may go. Update it whenever a state is added.
-# READY is reachable from every state but GENERATING's own, because a script
-# (window.offgrid) may load a model behind the controller's back.
-_TRANSITIONS: dict[State, set[State]] = {
-    State.BOOTING: {State.LOADING, State.READY, State.FAILED},
-    State.LOADING: {State.READY, State.FAILED, State.IDLE},
-    State.READY: {State.GENERATING, State.LOADING, State.IDLE, State.FAILED},
-    State.GENERATING: {State.READY, State.FAILED},
-    State.IDLE: {State.LOADING, State.READY, State.FAILED},
-    State.FAILED: {State.LOADING, State.READY, State.IDLE},
-}
+# A script's load, switch or unload becomes the controller's own: it shows the
+# model's progress, its arrival, its failure.
+_LIFECYCLE = frozenset({"LoadModel", "SwitchModel", "UnloadModel"})
+_LOAD_EVENTS = frozenset({"LoadProgress", "ModelLoaded", "ModelUnloaded", "BackendFallback", "Diagnostics", "EngineError"})
+# Whatever a script asked, these say the engine's model changed (a fallback reloads it during
+# a generation, DeleteModel unloads the model in use): the controller takes them too. The
+# answers to InspectModel and GetDiagnostics only describe; they stay the script's.
+_MODEL_EVENTS = frozenset({"ModelLoaded", "ModelUnloaded", "BackendFallback", "Diagnostics"})
+_DESCRIBE = frozenset({"InspectModel", "GetDiagnostics"})
 
 
-class Controller(ConversationActions, StorageActions, BackendActions):
+def _takes(request: str, event: Any) -> bool:
+    """Does the controller handle `event` (a type name), answering a script's `request`?"""
+    if request in _LIFECYCLE:
+        return event in _LOAD_EVENTS
+    return request not in _DESCRIBE and event in _MODEL_EVENTS
+
+
+class Controller:
     def __init__(self, send: Callable[[str], None], view: View, library: Library | None = None) -> None:
         self._send_raw = send
         self.view = view
@@ -63,24 +63,33 @@ class Controller(ConversationActions, StorageActions, BackendActions):
         self.diagnostics: p.Diagnostics | None = None
         self.last_speed: p.Speed | None = None
         self.last_self_test: p.SelfTestResult | None = None
+        self.window_start = 0  # first turn the model saw in the last request
         self._model_detail = ""  # the header's model line, before the last answer's speed
-        self._self_test_id = ""  # request id of the person's self-test
-        self._ids = (f"c{i}" for i in itertools.count(1))
-        self._gen_id = ""  # request id of the running generation (or of its token count)
-        self._load_id = ""  # request id of the running LoadModel/SwitchModel
-        self._answer_key = -1  # turn index of the answer being generated
-        self._window_start = 0  # first turn the model saw in the last request
-        self._pending_chat: p.Chat | p.Continue | None = None  # waiting for its TokenCount
-        self._pending_question = ""  # typed before the model was ready
-        self._continuing = False  # the running generation extends an existing answer
+        self._counter = itertools.count(1)
+        self._sent = 0  # requests sent: this controller's ids are c1 .. c<_sent>
+        self._load_id = ""  # request id of the running LoadModel/SwitchModel (the controller's or a script's)
+        self._scripts: dict[str, str] = {}  # request id -> type, of a script's requests that wait for events
+        self._script_sink: Callable[[str], None] | None = None
+        self.answers = AnswerHandler(self)
+        self.conversations = ConversationHandler(self)
+        self.storage = StorageHandler(self)
+        self.backends = BackendHandler(self)
+        # Event type -> the handlers' on_<Type> methods, the controller's first.
+        self._routes: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
+        for part in (self, self.answers, self.storage, self.backends):
+            for name in dir(type(part)):
+                if name.startswith("on_") and name[3:] in p.MESSAGE_TYPES:
+                    self._routes[name[3:]].append(getattr(part, name))
 
     @property
     def conversation(self) -> Conversation:
+        """The current conversation, with the answer being written brought up to date."""
+        self.answers.fold()
         return self.library.current
 
     @property
     def sampling(self) -> p.Sampling:
-        return self.conversation.settings.sampling
+        return self.library.current.settings.sampling
 
     @property
     def n_ctx_setting(self) -> int:
@@ -94,28 +103,53 @@ class Controller(ConversationActions, StorageActions, BackendActions):
         return min(self.n_ctx_setting, loaded) if loaded else self.n_ctx_setting
 
     @property
-    def _prompt_limit(self) -> int:
+    def prompt_limit(self) -> int:
         """Tokens the prompt may use: the context less the reply budget."""
         return context.prompt_limit(self.n_ctx, self.sampling.max_tokens)
 
-    # ------------------------------------------------------------ outgoing
+    # ------------------------------------------------------------ the person's actions (the view calls these)
 
-    def send(self, msg: p.Message) -> str:
-        """Send a request, giving it a fresh id; returns that id."""
-        msg_id = next(self._ids)
-        self._send_raw(p.encode(replace(msg, id=msg_id)))
-        return msg_id
+    def submit(self, text: str) -> bool:
+        return self.answers.submit(text)
 
-    def _go(self, state: State) -> None:
-        if state is not self.state and state not in _TRANSITIONS[self.state]:
-            raise RuntimeError(f"controller cannot go from {self.state.value} to {state.value}")
-        self.state = state
+    def regenerate(self) -> bool:
+        return self.answers.regenerate()
 
-    def start(self) -> None:
-        self.view.set_status("Starting the engine…", "busy")
-        self._show_conversation()
-        self.send(p.ListModels())
-        self.send(p.GetDiagnostics())
+    def edit(self, key: int, text: str) -> bool:
+        return self.answers.edit(key, text)
+
+    def continue_answer(self) -> bool:
+        return self.answers.continue_answer()
+
+    def stop(self) -> None:
+        self.answers.stop()
+
+    def new_conversation(self) -> None:
+        self.conversations.new()
+
+    def select_conversation(self, conv_id: str) -> None:
+        self.conversations.select(conv_id)
+
+    def rename_conversation(self, conv_id: str, title: str) -> None:
+        self.conversations.rename(conv_id, title)
+
+    def delete_conversation(self, conv_id: str) -> None:
+        self.conversations.delete(conv_id)
+
+    def export_conversation(self, fmt: str) -> None:
+        self.conversations.export(fmt)
+
+    def update_settings(self, raw: str) -> bool:
+        return self.conversations.update_settings(raw)
+
+    def show_storage(self) -> None:
+        self.storage.show()
+
+    def delete_model(self, model_id: str) -> None:
+        self.storage.delete_model(model_id)
+
+    def run_self_test(self) -> None:
+        self.backends.run_self_test()
 
     def load_model(self, model_id: str) -> None:
         """Load a model, or switch to it; the conversation is kept either way."""
@@ -125,13 +159,9 @@ class Controller(ConversationActions, StorageActions, BackendActions):
         if self.state is State.GENERATING:
             self.view.show_error("An answer is still being written.", "Stop it before switching models.")
             return
-        switching = self.model is not None
-        self._go(State.LOADING)
-        info = self.models[model_id]
-        self.view.set_model(info.name, f"{info.quantization} · {size(info.bytes)}")
-        self.view.set_status(f"Loading {info.name}…", "busy")
-        request = p.SwitchModel if switching else p.LoadModel
-        self._load_id = self.send(request(model_id=model_id, n_ctx=self.n_ctx_setting, backend=self.backend))
+        request = p.SwitchModel if self.model is not None else p.LoadModel
+        msg = request(model_id=model_id, n_ctx=self.n_ctx_setting, backend=self.backends.setting)
+        self._loading(msg, self.send(msg))
         self.library.save_app_settings(model_id=model_id)
 
     switch_model = load_model
@@ -141,270 +171,186 @@ class Controller(ConversationActions, StorageActions, BackendActions):
             self.view.set_status("Unloading…", "busy")
             self.send(p.UnloadModel())
 
-    # ------------------------------------------------------------ asking
+    # ------------------------------------------------------------ outgoing
 
-    def submit(self, text: str) -> bool:
-        """A question from the person. Returns False when it was not accepted."""
-        text = text.strip()
-        if not text:
-            return False
-        if self.state is State.GENERATING:
-            self.view.show_error("An answer is still being written.", "Wait for it, or press Stop.")
-            return False
-        if self.state is not State.READY:
-            # Cold start: keep the question and send it as soon as the model is ready.
-            self._pending_question = text
-            self.view.set_status("Your question will be sent when the model is ready…", "busy")
-            return True
-        conv = self.conversation
-        key = conv.add("user", text)
-        self.view.add_message(key, "user", text, True)
-        self._ask()
-        return True
+    def send(self, msg: p.Message) -> str:
+        """Send a request, giving it a fresh id; returns that id."""
+        self._sent = next(self._counter)
+        msg_id = f"c{self._sent}"
+        self._send_raw(p.encode(replace(msg, id=msg_id)))
+        return msg_id
 
-    def regenerate(self) -> bool:
-        """Answer the last question again, replacing the last answer."""
-        turns = self.conversation.turns
-        if self.state is not State.READY or not turns:
-            return False
-        if turns[-1].role == "assistant":
-            turns.pop()
-        if not turns or turns[-1].role != "user":
-            return False
-        self._show_conversation()
-        self._ask()
-        return True
+    def go(self, state: State) -> None:
+        if state is not self.state and state not in TRANSITIONS[self.state]:
+            raise RuntimeError(f"controller cannot go from {self.state.value} to {state.value}")
+        before, self.state = self.state, state
+        if (before in TAKES_QUESTIONS) != (state in TAKES_QUESTIONS):
+            self.view.set_accepting(state in TAKES_QUESTIONS)
 
-    def edit(self, key: int, text: str) -> bool:
-        """Replace question `key`, drop everything after it, and answer it again."""
-        turns = self.conversation.turns
-        text = text.strip()
-        if self.state is not State.READY or not text or not (0 <= key < len(turns)) or turns[key].role != "user":
-            return False
-        del turns[key + 1:]
-        turns[key] = replace(turns[key], content=text, n_tokens=0)
-        self._window_start = min(self._window_start, key)
-        self._show_conversation()
-        self._ask()
-        return True
+    def start(self) -> None:
+        self.view.set_status("Starting the engine…", "busy")
+        self.conversations.show()
+        self.send(p.ListModels())
+        self.send(p.GetDiagnostics())
 
-    def continue_answer(self) -> bool:
-        """Extend the last answer if it was stopped, cut at the length limit or interrupted."""
-        turns = self.conversation.turns
-        if self.state is not State.READY or not turns or turns[-1].role != "assistant" or turns[-1].complete:
-            return False
-        if not turns[-1].content:
-            return False
-        self._answer_key = len(turns) - 1
-        turns[-1].end_reason = ""
-        self.view.update_message(self._answer_key, turns[-1].content, False, "")
-        self._prepare(p.Continue(sampling=self.sampling))
-        return True
+    def _loading(self, msg: p.LoadModel, load_id: str) -> None:
+        self.go(State.LOADING)
+        info = self.models.get(msg.model_id)
+        name = info.name if info else msg.model_id or msg.url.rsplit("/", 1)[-1] or "model"
+        self.view.set_model(name, f"{info.quantization} · {size(info.bytes)}" if info else "")
+        self.view.set_status(f"Loading {name}…", "busy")
+        self._load_id = load_id
 
-    def stop(self) -> None:
-        if self.state is State.GENERATING:
-            self.view.set_status("Stopping…", "busy")
-            if self._pending_chat is not None:
-                self._pending_chat = None  # still counting: never send the Chat
-                self._finish_answer("aborted")
-            else:
-                self.send(p.Stop(target=self._gen_id))
+    # ------------------------------------------------------------ scripts (window.offgrid)
 
-    def _ask(self) -> None:
-        conv = self.conversation
-        self._answer_key = conv.add("assistant", "", complete=False)
-        self.view.add_message(self._answer_key, "assistant", "", False)
-        self.library.save(conv)
-        self._show_conversations()
-        self._prepare(p.Chat(sampling=self.sampling))
+    def attach_script(self, sink: Callable[[str], None]) -> None:
+        """Where the events answering a script's requests go (web/page/offgrid_api.js), as JSON text."""
+        self._script_sink = sink
 
-    def _prepare(self, request: p.Chat | p.Continue) -> None:
-        """Choose the window, then count it exactly before sending `request`."""
-        self._continuing = isinstance(request, p.Continue)
-        self._go(State.GENERATING)
-        self.view.set_generating(True)
-        self.view.set_can_continue(False)
-        self.view.set_status("Thinking…", "busy")
-        conv = self.conversation
-        upto = self._answer_key if isinstance(request, p.Chat) else len(conv.turns)
-        turns = conv.turns[:upto]
-        limit = self._prompt_limit
-        system = context.estimate(conv.system_prompt) + context.TEMPLATE_OVERHEAD
-        start = context.choose_start([context.turn_cost(t) for t in turns], context.exchange_starts(turns),
-                                     system, limit, self._window_start)
-        if start is None:
-            return self._too_long()
-        self._count(request, start)
+    def relay(self, raw: str) -> None:
+        """Send a script's frame to the engine as it is (a malformed one too: the engine
+        answers it). The events with its id go back to the script until `release`; a model
+        it loads, switches or unloads becomes the controller's, as if the person had picked it."""
+        try:
+            msg: p.Message | None = p.decode(raw)
+        except p.ProtocolError:
+            msg = None
+        if msg is None:  # the engine will answer with the id it finds, or ""
+            try:
+                obj = json.loads(raw)
+            except (ValueError, TypeError, RecursionError):
+                obj = None
+            found = obj.get("id") if isinstance(obj, dict) else ""
+            self._scripts[found if isinstance(found, str) else ""] = ""
+        else:
+            self._scripts[msg.id] = type(msg).__name__
+            if isinstance(msg, p.LoadModel) and self.state is not State.GENERATING:
+                self._loading(msg, msg.id)
+        self._send_raw(raw)
 
-    def _count(self, request: p.Chat | p.Continue, start: int) -> None:
-        self._window_start = start
-        messages = self.conversation.to_messages(start)
-        self._pending_chat = replace(request, messages=messages)
-        self._gen_id = self.send(p.CountTokens(messages=messages))
-
-    def _on_TokenCount(self, msg: p.TokenCount) -> None:
-        if msg.id != self._gen_id or self._pending_chat is None:
-            return
-        request, self._pending_chat = self._pending_chat, None
-        limit = self._prompt_limit
-        if msg.n_tokens > limit:
-            turns = self.conversation.turns
-            later = context.next_start(context.exchange_starts(turns[: self._answer_key + 1]), self._window_start)
-            if later is None or later > self._answer_key:
-                return self._too_long(msg.n_tokens)
-            return self._count(request, later)
-        self.view.set_out_of_view(self._window_start)
-        budget = min(self.sampling.max_tokens, self.n_ctx - msg.n_tokens)
-        sampling = replace(request.sampling, max_tokens=max(1, budget))
-        self._gen_id = self.send(replace(request, sampling=sampling))
-
-    def _too_long(self, counted: int = 0) -> None:
-        limit = self._prompt_limit
-        size = f" ({counted} tokens)" if counted else ""
-        self.view.show_error(
-            f"This message is too long for the model's context{size}: at most {limit} tokens fit.",
-            "Shorten it, or raise the context size in settings.",
-        )
-        self._finish_answer("error")
+    def release(self, msg_id: str) -> None:
+        """The script waits for no more events of its request `msg_id`."""
+        self._scripts.pop(msg_id, None)
 
     # ------------------------------------------------------------ incoming
 
     def on_frame(self, raw: str) -> None:
         try:
-            msg = p.decode(raw)
+            obj: Any = json.loads(raw)
+        except (ValueError, TypeError, RecursionError):
+            obj = raw  # decode says what is wrong with it
+        msg_id = obj.get("id", "") if isinstance(obj, dict) else ""
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        request = self._scripts.get(msg_id) if isinstance(msg_id, str) else None
+        if request is not None and self._script_sink is not None:
+            self._script_sink(raw)
+        if msg_id == "":
+            if request is not None and kind == "EngineError":
+                return  # the engine's answer to a script's frame without an id
+        elif request is not None:
+            if not _takes(request, kind):
+                return
+        elif isinstance(msg_id, str) and not self._mine(msg_id) and kind not in _MODEL_EVENTS:
+            return  # the answer to a request that nobody waits for any more
+        try:
+            msg = p.decode(obj)
         except p.ProtocolError as exc:
             # A frame we cannot read is a bug in one side; say so, keep the chat.
             self.view.show_error(f"Bad frame from the engine: {exc}", "Rebuild the app.")
             return
-        handler = getattr(self, f"_on_{type(msg).__name__}", None)
-        if handler is not None:
-            handler(msg)
+        for handle in self._routes.get(type(msg).__name__, ()):
+            handle(msg)
 
-    def _on_Hello(self, msg: p.Hello) -> None:
+    def _mine(self, msg_id: str) -> bool:
+        """Is `msg_id` one of the controller's own request ids?"""
+        n = msg_id[1:]
+        return msg_id[:1] == "c" and n.isascii() and n.isdigit() and 0 < int(n) <= self._sent
+
+    def on_Hello(self, msg: p.Hello) -> None:
         if msg.protocol_version != p.PROTOCOL_VERSION:
-            self._fail(
+            self.fail(
                 f"Engine speaks protocol {msg.protocol_version}, controller {p.PROTOCOL_VERSION}.",
                 "The worker and the controller come from different builds: run `python3 build.py`.",
             )
 
-    def _on_ModelList(self, msg: p.ModelList) -> None:
+    def on_ModelList(self, msg: p.ModelList) -> None:
         self.models = {m.model_id: m for m in msg.models}
         self.default_model = msg.default_id
-        self._show_models()
+        self.show_models()
         if self.state is State.BOOTING and self.default_model:
             remembered = self.library.app_settings.get("model_id", "")
             self.load_model(remembered if remembered in self.models else self.default_model)
 
-    def _on_ModelLoaded(self, msg: p.ModelLoaded) -> None:
+    def on_ModelLoaded(self, msg: p.ModelLoaded) -> None:
         self.model = msg
         if self.state is State.GENERATING:
-            return  # an InspectModel answer; nothing changed
-        self._go(State.READY)
+            return  # a fallback reload mid-answer: the answer's end makes the controller ready
+        self.go(State.READY)
         self.view.set_progress(None, "")
         quant = f"{msg.quantization} · " if msg.quantization else ""
         self._model_detail = f"{quant}{msg.backend} · {msg.threads} thread(s) · ctx {msg.n_ctx}"
         self.view.set_model(msg.name or msg.model_id, self._model_detail)
-        self._show_models()
-        self._show_can_continue()
-        self._ready()
+        self.show_models()
+        self.show_can_continue()
+        self.ready()
         if msg.notice:
             self.view.show_notice(msg.notice)
-        self.show_storage()
-        if self._pending_question:
-            question, self._pending_question = self._pending_question, ""
-            self.submit(question)
+        self.storage.show()
 
-    def _on_ModelUnloaded(self, msg: p.ModelUnloaded) -> None:
+    def on_ModelUnloaded(self, msg: p.ModelUnloaded) -> None:
         self.model = None
         if self.state in (State.READY, State.FAILED):
-            self._go(State.IDLE)
+            self.go(State.IDLE)
             self.view.set_model("No model loaded", "")
             self.view.set_status("No model loaded: pick one to chat", "idle")
-            self._show_models()
+            self.show_models()
 
-    def _on_Delta(self, msg: p.Delta) -> None:
-        if not self._gen_id or msg.id != self._gen_id or self._answer_key < 0:
-            return
-        turn = self.conversation.turns[self._answer_key]
-        turn.content += msg.text
-        if self.state is State.GENERATING:
-            self.view.set_status("Writing…", "busy")
-        self.view.update_message(self._answer_key, turn.content, False, "")
-        self.library.save(streaming=True)
-
-    def _on_GenerateEnd(self, msg: p.GenerateEnd) -> None:
-        if not self._gen_id or msg.id != self._gen_id:
-            return
-        turn = self.conversation.turns[self._answer_key]
-        # Exact for an answer made in one go; a continued one falls back to an estimate.
-        turn.n_tokens = msg.completion_tokens if not self._continuing else 0
-        self._finish_answer(msg.reason)
-
-    def _on_Speed(self, msg: p.Speed) -> None:
+    def on_Speed(self, msg: p.Speed) -> None:
         self.last_speed = msg
-        self._show_diagnostics()
+        self.show_diagnostics()
         if self.model is not None and msg.decode_tps:
             # So that a slow fallback is visible where the person looks.
             self.view.set_model(self.model.name or self.model.model_id,
                                 f"{self._model_detail} · last answer {msg.decode_tps:.1f} tok/s on {msg.backend}")
 
-    def _on_Diagnostics(self, msg: p.Diagnostics) -> None:
+    def on_Diagnostics(self, msg: p.Diagnostics) -> None:
         self.diagnostics = msg
-        self._show_diagnostics()
-        if msg.id and msg.id == self._self_test_id and self.state is State.READY:
-            self._self_test_id = ""
-            self._ready()
+        self.show_diagnostics()
 
-    def _on_EngineError(self, msg: p.EngineError) -> None:
+    def on_EngineError(self, msg: p.EngineError) -> None:
         self.view.show_error(msg.message, msg.hint)
-        if self.state is State.GENERATING and msg.id == self._gen_id:
-            self._pending_chat = None
-            self._finish_answer("error")
-        elif self.state is State.LOADING and msg.id == self._load_id:
+        if self.state is State.LOADING and msg.id == self._load_id:
             if self.model is not None:  # a switch failed before the old model was unloaded
-                self._go(State.READY)
+                self.go(State.READY)
                 self.view.set_progress(None, "")
-                self._show_models()
-                self._ready()
+                self.view.set_model(self.model.name or self.model.model_id, self._model_detail)
+                self.show_models()
+                self.ready()
             else:
-                self._fail(msg.message, msg.hint)
+                self.fail(msg.message, msg.hint)
 
-    # ------------------------------------------------------------ helpers
+    # ------------------------------------------------------------ helpers (the handlers use them too)
 
-    def _finish_answer(self, reason: str) -> None:
-        turn = self.conversation.turns[self._answer_key]
-        # Only a natural end is complete; a cut or stopped answer can be continued.
-        turn.complete = reason == "stop"
-        turn.end_reason = reason
-        self.view.update_message(self._answer_key, turn.content, True, NOTES.get(turn.end_reason, ""))
-        self.library.save()
-        self._gen_id, self._answer_key = "", -1
-        self._go(State.READY)
-        self.view.set_generating(False)
-        self._show_can_continue()
-        self._show_conversations()
-        self._ready()
-
-    def _show_can_continue(self) -> None:
+    def show_can_continue(self) -> None:
         turns = self.conversation.turns
         last = turns[-1] if turns else None
         self.view.set_can_continue(bool(last and last.role == "assistant" and not last.complete and last.content))
 
-    def _ready(self) -> None:
+    def ready(self) -> None:
         self.view.set_status("Ready", "ready")
 
-    def _fail(self, message: str, hint: str) -> None:
-        self._go(State.FAILED)
+    def fail(self, message: str, hint: str) -> None:
+        self.go(State.FAILED)
         self.view.set_progress(None, "")
         self.view.set_status(f"Error: {message}", "error")
         if hint:
             self.view.show_error(message, hint)
 
-    def _show_models(self) -> None:
+    def show_models(self) -> None:
         current = self.model.model_id if self.model else ""
         self.view.set_models([asdict(m) for m in self.models.values()], current)
 
-    def _show_diagnostics(self) -> None:
+    def show_diagnostics(self) -> None:
         data: dict[str, Any] = asdict(self.diagnostics) if self.diagnostics else {}
         if self.last_speed:
             data["last_answer"] = asdict(self.last_speed)
@@ -418,7 +364,7 @@ class Controller(ConversationActions, StorageActions, BackendActions):
             "state": self.state.value,
             "model_id": self.model.model_id if self.model else "",
             "conversation_id": self.conversation.id,
-            "window_start": self._window_start,
+            "window_start": self.window_start,
             "turns": [asdict(t) for t in self.conversation.turns],
         }
 

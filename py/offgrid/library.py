@@ -96,12 +96,17 @@ class Library:
             latest = self.listing()
             self.current = self.conversations[latest[0]["id"]] if latest else self.new()
 
+    def save_due(self, conv: Conversation | None = None) -> bool:
+        """Would a streaming save write now (SAVE_INTERVAL seconds since the last)?"""
+        conv = conv or self.current
+        return self.clock() - self._last_save.get(conv.id, 0.0) >= SAVE_INTERVAL
+
     def save(self, conv: Conversation | None = None, streaming: bool = False) -> None:
         """Write a conversation; while streaming, at most every SAVE_INTERVAL seconds."""
         conv = conv or self.current
-        now = self.clock()
-        if streaming and now - self._last_save.get(conv.id, 0.0) < SAVE_INTERVAL:
+        if streaming and not self.save_due(conv):
             return
+        now = self.clock()
         if not conv.turns:
             return  # an empty new chat is not worth a row
         conv.updated = now

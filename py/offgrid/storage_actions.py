@@ -2,9 +2,11 @@
 percent, speed, time left), the storage view (cached models, use and quota)
 and deleting a stored model.
 
-A mixin of Controller (controller.py), like ConversationActions; the weight
-store itself lives in the engine worker (web/weight_store.js), so the weights
-never pass through Python.
+A handler of the controller (controller.py), like ConversationHandler; the
+weight store itself lives in the engine worker (web/engine/weight_store.js),
+so the weights never pass through Python. This is the page's one progress
+renderer: the page draws no progress of its own before Python is up (the
+bridge keeps the engine's frames until the controller attaches).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import protocol as p
+from .state import State
 
 if TYPE_CHECKING:
     from .controller import Controller
@@ -47,28 +50,39 @@ def progress_detail(msg: p.LoadProgress) -> str:
     return " · ".join(parts)
 
 
-class StorageActions:
-    def show_storage(self: Controller) -> None:
+class StorageHandler:
+    def __init__(self, ctl: Controller) -> None:
+        self.ctl = ctl
+        self._asked_persist = False
+
+    def show(self) -> None:
         """Ask the engine for the storage view's contents (answered by StorageReport)."""
-        self.send(p.GetStorage())
+        self.ctl.send(p.GetStorage())
 
-    def delete_model(self: Controller, model_id: str) -> None:
-        if self.state.value in ("generating", "loading"):
-            self.view.show_error("The engine is busy.", "Wait until the answer or the download has finished, then delete.")
+    def delete_model(self, model_id: str) -> None:
+        if self.ctl.state in (State.GENERATING, State.LOADING):
+            self.ctl.view.show_error("The engine is busy.", "Wait until the answer or the download has finished, then delete.")
             return
-        self.send(p.DeleteModel(model_id=model_id))
+        self.ctl.send(p.DeleteModel(model_id=model_id))
 
-    def _on_LoadProgress(self: Controller, msg: p.LoadProgress) -> None:
-        if self.state.value not in ("booting", "loading"):
-            return  # a late frame of a download that already failed (or a script's own load)
+    def on_LoadProgress(self, msg: p.LoadProgress) -> None:
+        ctl = self.ctl
+        if msg.phase == "download" and not self._asked_persist:
+            # Weights are worth keeping: ask once, when a download starts, that the browser
+            # not evict them under storage pressure (only a page can ask; workers cannot).
+            self._asked_persist = True
+            ctl.view.persist_storage()
+        if ctl.state not in (State.BOOTING, State.LOADING):
+            return  # a late frame of a download that already failed
         frac = msg.loaded / msg.total if msg.total else None
-        name = self.models[msg.model_id].name if msg.model_id in self.models else "model"
+        name = ctl.models[msg.model_id].name if msg.model_id in ctl.models else "model"
         pct = f" {frac * 100:.0f}%" if frac is not None and msg.phase == "download" else ""
-        self.view.set_progress(frac, progress_detail(msg))
-        if self.state.value == "loading":
-            self.view.set_status(f"{_PHASES[msg.phase]} {name}{pct}…", "busy")
+        ctl.view.set_progress(frac, progress_detail(msg))
+        if ctl.state is State.LOADING:
+            ctl.view.set_status(f"{_PHASES[msg.phase]} {name}{pct}…", "busy")
 
-    def _on_StorageReport(self: Controller, msg: p.StorageReport) -> None:
+    def on_StorageReport(self, msg: p.StorageReport) -> None:
+        model = self.ctl.model
         rows: list[dict[str, Any]] = []
         for m in msg.models:
             if m.complete:
@@ -77,10 +91,10 @@ class StorageActions:
                 state = f"incomplete: {size(m.stored_bytes)} of {size(m.bytes)} (resumes on load)"
             rows.append({"model_id": m.model_id, "name": m.name, "version": m.version,
                          "size": size(m.stored_bytes), "state": state,
-                         "loaded": bool(self.model and self.model.model_id == m.model_id)})
+                         "loaded": bool(model and model.model_id == m.model_id)})
         summary = f"This site uses {size(msg.usage)}"
         if msg.quota:
             summary += f" of {size(msg.quota)} the browser allows ({msg.usage / msg.quota * 100:.0f}%)"
         summary += ". " + ("Storage is persistent: the browser will not evict it." if msg.persisted
                            else "Storage is not persistent: the browser may evict it when space runs low.")
-        self.view.set_storage({"models": rows, "summary": summary})
+        self.ctl.view.set_storage({"models": rows, "summary": summary})

@@ -1,5 +1,6 @@
 // The bridge between the Python controller (main thread) and the engine
-// worker. Frames cross as JSON strings. Frames that arrive before Python is
+// worker. Frames cross as JSON strings. The controller is the engine's one
+// client (window.offgrid goes through it); frames that arrive before Python is
 // up are kept and handed over, in order, when it attaches.
 
 /**
@@ -29,7 +30,7 @@ export function createBridge(worker) {
       sink = fn;
       for (const raw of backlog.splice(0)) fn(raw);
     },
-    // Observers see every frame (window.offgrid, the boot screen); they never answer.
+    // Observers see every frame, parsed (the boot timings, offgridDebug); they never act on the engine.
     listen(fn) {
       listeners.add(fn);
       return () => listeners.delete(fn);

@@ -1,5 +1,6 @@
 // Boot: the page has painted already. Start the engine worker and Pyodide in
-// parallel, then hand both to the Python controller.
+// parallel, then hand both to the Python controller, the engine's one client
+// (window.offgrid's requests go through it too).
 import { createBridge } from './bridge.js';
 import * as view from './view.js';
 import { createApi } from './offgrid_api.js';
@@ -12,27 +13,19 @@ const workerUrl = new URL('../engine/engine.worker.js', import.meta.url);
 const worker = new Worker(workerUrl, { type: 'module', name: 'engine' });
 const bridge = createBridge(worker);
 
-// Until Python is up, show the engine's download progress here.
-let booting = true;
-let askedPersist = false;
-bridge.listen((f) => {
-  // Weights are worth keeping: ask once, when a download starts, that the browser
-  // not evict them under storage pressure (only a page can ask; workers cannot).
-  if (!askedPersist && f.type === 'LoadProgress' && f.phase === 'download') {
-    askedPersist = true;
-    navigator.storage?.persist?.().catch(() => {});
-  }
-  if (booting && f.type === 'LoadProgress' && f.total) {
-    view.setProgress(f.loaded / f.total, `Model ${(f.loaded / 1e6).toFixed(1)} / ${(f.total / 1e6).toFixed(1)} MB`);
-  }
-  // Boot timings (see window.offgridTimings): worker up, weights read (downloaded or from
-  // IndexedDB) and llama.cpp starting, model loaded.
+// Boot timings (see window.offgridTimings): worker up, weights read (downloaded or from
+// IndexedDB) and llama.cpp starting, model loaded. Marked as the frames arrive (the
+// controller sees them later if Python is still starting); the observer leaves once
+// the model is loaded. Everything else about the engine's frames is the controller's:
+// it is the engine's one client, and draws the download progress.
+const stopTiming = bridge.listen((f) => {
   if (f.type === 'Hello') performance.mark('offgrid:engine-ready');
   if (f.type === 'LoadProgress' && f.phase === 'init' && !performance.getEntriesByName('offgrid:weights-ready').length) {
     performance.mark('offgrid:weights-ready');
   }
-  if (f.type === 'ModelLoaded' && !performance.getEntriesByName('offgrid:model-ready').length) {
+  if (f.type === 'ModelLoaded') {
     performance.mark('offgrid:model-ready');
+    stopTiming();
   }
 });
 
@@ -40,7 +33,9 @@ bridge.listen((f) => {
 let pyodide = null;
 /** @type {any} the Python controller, once started */
 let controller = null;
-window.offgrid = createApi(bridge, () => controller);
+// window.offgrid: its requests go through the controller once Python is up.
+const scripts = createApi(() => controller);
+window.offgrid = scripts.api;
 
 async function bootPython() {
   view.setStatus('Loading the Python runtime…', 'busy');
@@ -51,8 +46,8 @@ async function bootPython() {
     packages: ['offgrid'],
   });
   performance.mark('offgrid:pyodide-ready');
-  booting = false;
-  controller = pyodide.pyimport('offgrid.browser').start(bridge, view, store, await stored);
+  controller = pyodide.pyimport('offgrid.browser').start(bridge, view, store, await stored, scripts);
+  scripts.connect(controller);
 }
 
 bootPython().catch((err) => {

@@ -6,6 +6,7 @@
 // http(s)/mailto targets and open in a new tab without an opener.
 import { Marked } from '../../vendor/marked/marked.esm.js';
 import createDOMPurify from '../../vendor/dompurify/purify.es.mjs';
+import { splitBlocks } from './markdown_blocks.js';
 
 /** @param {string} s */
 const escapeHtml = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -53,7 +54,11 @@ const CONFIG = {
  * @returns {DocumentFragment}
  */
 export function renderMarkdown(text) {
-  const html = /** @type {string} */ (marked.parse(text));
+  return toFragment(/** @type {string} */ (marked.parse(text)));
+}
+
+/** @param {string} html marked's output @returns {DocumentFragment} */
+function toFragment(html) {
   const frag = /** @type {DocumentFragment} */ (purify.sanitize(html, CONFIG));
   for (const pre of frag.querySelectorAll('pre')) wrapCode(pre);
   for (const table of frag.querySelectorAll('table')) {
@@ -62,6 +67,44 @@ export function renderMarkdown(text) {
     wrap.append(table);
   }
   return frag;
+}
+
+/**
+ * An answer being written, drawn into `body` as it grows. The blocks that later
+ * text can no longer change are rendered once and kept; each draw renders only
+ * the open tail again, so a frame costs about the same however long the answer
+ * is. Block by block, the result is what renderMarkdown makes of the same text
+ * (the one exception: a link used before its reference definition stays text
+ * until the answer ends); the view draws the finished answer whole with
+ * renderMarkdown.
+ */
+export class MarkdownStream {
+  /** @param {HTMLElement} body @param {string} text */
+  constructor(body, text = '') {
+    this.body = body;
+    this.text = text;
+    this.done = 0; // characters of `text` rendered for good
+    /** @type {ChildNode[]} */
+    this.tail = []; // the nodes of the open tail, drawn again each time
+    body.replaceChildren();
+  }
+
+  /** @param {string} more */
+  append(more) {
+    this.text += more;
+  }
+
+  draw() {
+    const { done, length, open } = splitBlocks(marked, this.text.slice(this.done));
+    for (const node of this.tail) node.remove();
+    if (length) {
+      this.body.append(toFragment(/** @type {string} */ (marked.parser(done))));
+      this.done += length;
+    }
+    const tail = toFragment(/** @type {string} */ (marked.parser(open)));
+    this.tail = [...tail.childNodes];
+    this.body.append(tail);
+  }
 }
 
 /** @param {string} className @param {string} label */

@@ -1,6 +1,9 @@
 // window.offgrid: the engine protocol as a small scripting API, for the
-// console and for tests. Requests go straight to the engine worker; the
-// controller sees their events too, so the screen stays in step.
+// console and for tests. Requests go through the Python controller, the
+// engine's one client: it relays each frame as it is, gives back the events
+// that answer it (and nothing else), and takes a model that a script loads,
+// switches or unloads as its own, so the screen stays in step. Requests made
+// before Python is up wait for it.
 //
 //   const run = offgrid.request('Chat', { messages: [{ role: 'user', content: 'Hi' }] });
 //   for await (const ev of run) if (ev.type === 'Delta') console.log(ev.text);
@@ -30,29 +33,56 @@ function isFinal(frame, ev, seen) {
 }
 
 /**
- * @param {{send: (s: string) => void, listen: (fn: (f: any) => void) => () => void}} bridge
- * @param {() => any} controller the Python controller, once Pyodide is up (else null)
+ * @param {() => any} controller the Python controller (relay, release, snapshot_json), once Pyodide is up (else null)
+ * @returns {{api: object, deliver: (raw: string) => void, connect: (controller: any) => void}} the API
+ *   (window.offgrid), where the controller delivers the events of its requests, and how main.js says it is up
  */
-export function createApi(bridge, controller) {
+export function createApi(controller) {
   let counter = 0;
+  /** @type {(c: any) => void} */
+  let connect = () => {};
+  const up = new Promise((resolve) => { connect = resolve; });
+  /** Request id -> the exchanges waiting for its events. */
+  const waiting = new Map();
 
-  /** Send any frame (even a malformed one); iterate the events that answer its id. */
+  /** Events of the requests this API sent (JSON text, from the controller). */
+  function deliver(raw) {
+    const ev = JSON.parse(raw);
+    for (const take of [...(waiting.get(ev.id) ?? [])]) take(ev);
+  }
+
+  /** Send any frame (even a malformed one) through the controller; iterate the events that answer its id. */
   function exchange(frame, raw, done) {
     const id = typeof frame?.id === 'string' ? frame.id : '';
     const queue = [];
     let wake = null;
     let finished = false;
     const seen = { started: false, ended: 0 };
-    const unlisten = bridge.listen((ev) => {
-      if (ev.id !== id || finished) return;
+    const finish = () => {
+      finished = true;
+      const set = waiting.get(id);
+      set?.delete(take);
+      if (set && !set.size) {
+        waiting.delete(id);
+        controller()?.release(id);
+      }
+    };
+    const take = (ev) => {
+      if (finished) return;
       queue.push(ev);
-      if (done(frame, ev, seen)) { finished = true; unlisten(); }
+      if (done(frame, ev, seen)) finish();
       wake?.();
+    };
+    if (!waiting.has(id)) waiting.set(id, new Set());
+    waiting.get(id).add(take);
+    up.then((c) => {
+      c.relay(raw);
+      if (frame?.type === T.Stop) { finish(); wake?.(); } // Stop has no answer of its own
     });
-    bridge.send(raw);
-    if (frame?.type === T.Stop) { finished = true; unlisten(); } // Stop has no answer of its own
     return {
       id,
+      /** Stop waiting for events (what came already can still be iterated). */
+      close() { if (!finished) { finish(); wake?.(); } },
       async *[Symbol.asyncIterator]() {
         for (;;) {
           if (queue.length) { yield queue.shift(); continue; }
@@ -85,9 +115,11 @@ export function createApi(bridge, controller) {
       try { parsed = JSON.parse(raw); } catch { parsed = null; }
       const events = [];
       const run = exchange(parsed, raw, (f, ev) => ev.type === T.EngineError);
+      await up;
       const timer = new Promise((resolve) => setTimeout(resolve, ms));
       const collect = (async () => { for await (const ev of run) events.push(ev); })();
       await Promise.race([collect, timer]);
+      run.close();
       return events;
     },
     /** The catalog, with what is stored on this device. */
@@ -100,5 +132,5 @@ export function createApi(bridge, controller) {
       return c ? JSON.parse(c.snapshot_json()) : { state: 'booting', model_id: '', turns: [] };
     },
   };
-  return api;
+  return { api, deliver, connect: (c) => connect(c) };
 }

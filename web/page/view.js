@@ -1,6 +1,9 @@
 // The DOM side of the app. It draws what the controller tells it to and
-// forwards the person's actions; it keeps no chat state of its own.
-import { renderMarkdown } from './markdown.js';
+// forwards the person's actions; it keeps no chat state of its own beyond
+// what it draws (an answer's text while it streams: the controller sends each
+// token's text only) and the one question it holds until the controller
+// takes questions.
+import { MarkdownStream, renderMarkdown } from './markdown.js';
 import { bindPanels } from './panels.js';
 
 export { setConversations, setSettings, setStorage, download } from './panels.js';
@@ -18,16 +21,29 @@ const els = {
 
 /** @type {Map<number, HTMLElement>} */
 const messages = new Map();
-/** Text waiting for the next animation frame, by message key. */
+/** Answers being written, by message key: their text so far, drawn block by block. */
+const streams = new Map();
+/** Messages to draw at the next animation frame: key -> the whole text, or null for a stream's new text. */
 const pending = new Map();
 let frameRequested = false;
+
+/** Tokens arrive faster than frames: draw at most once per frame. */
+function schedule(key, text) {
+  pending.set(key, text);
+  if (!frameRequested) {
+    frameRequested = true;
+    requestAnimationFrame(flush);
+  }
+}
 
 function flush() {
   frameRequested = false;
   const atBottom = els.log.scrollHeight - els.log.scrollTop - els.log.clientHeight < 48;
   for (const [key, text] of pending) {
     const el = messages.get(key);
-    if (el) draw(el, text);
+    if (!el) continue;
+    if (text === null) streams.get(key)?.draw();
+    else draw(el, text);
   }
   pending.clear();
   if (atBottom) els.log.scrollTop = els.log.scrollHeight;
@@ -70,7 +86,11 @@ export function addMessage(key, role, text, complete) {
   outside.className = 'outside';
   outside.textContent = "Outside the model's view: too far back for its context";
   el.append(who, outside, body, note, actionsFor(role));
-  draw(el, text);
+  if (role === 'assistant' && !complete) {
+    const stream = new MarkdownStream(body, text);
+    streams.set(key, stream);
+    stream.draw();
+  } else draw(el, text);
   els.log.append(el);
   messages.set(key, el);
   if (role === 'user') showQueued('');
@@ -91,6 +111,7 @@ function actionsFor(role) {
 
 export function clearMessages() {
   messages.clear();
+  streams.clear();
   pending.clear();
   els.log.querySelectorAll('.msg').forEach((el) => el.remove());
   els.empty.hidden = false;
@@ -125,18 +146,28 @@ function startEdit(el, controller) {
   });
 }
 
+/** Set a message's whole text; a complete one is drawn at once (whole), an answer still being written grows from it. */
 export function updateMessage(key, text, complete, note) {
   const el = messages.get(key);
   if (!el) return;
-  pending.set(key, text);
   el.dataset.complete = String(complete);
   el.querySelector('.note').textContent = note;
-  // Tokens arrive faster than frames: draw at most once per frame.
-  if (complete) flush();
-  else if (!frameRequested) {
-    frameRequested = true;
-    requestAnimationFrame(flush);
-  }
+  if (complete) {
+    streams.delete(key);
+    pending.set(key, text);
+    flush();
+  } else if (el.classList.contains('assistant')) {
+    streams.set(key, new MarkdownStream(/** @type {HTMLElement} */ (el.querySelector('.text')), text));
+    schedule(key, null);
+  } else schedule(key, text);
+}
+
+/** More text of an answer being written: kept, and drawn at the next frame (its finished blocks once). */
+export function appendMessage(key, text) {
+  const stream = streams.get(key);
+  if (!stream) return;
+  stream.append(text);
+  if (!pending.has(key)) schedule(key, null);
 }
 
 export function setGenerating(on) {
@@ -237,27 +268,44 @@ function showQueued(text) {
 
 /** @type {null | ((text: string) => boolean)} the controller's submit, once Python is up */
 let submit = null;
-/** A question typed before Python started; handed over in bind(). */
-let early = '';
+/** Whether the controller takes questions now (a model is loaded); it says so with setAccepting. */
+let accepting = false;
+/**
+ * The one queue of early questions: one typed before Python is up, or while no
+ * model is ready, waits here (and on screen) until the controller takes questions.
+ */
+let held = '';
 
 function send() {
   const text = els.input.value;
   if (!text.trim()) return;
   els.error.hidden = true;
-  if (!submit) {
-    // Python is still starting: keep the question and say so.
-    early = text.trim();
+  if (!submit || !accepting) {
+    held = text.trim();
     els.input.value = '';
-    showQueued(early);
-  } else {
-    const before = els.log.querySelectorAll('.msg.user').length;
-    if (submit(text)) {
-      els.input.value = '';
-      // Accepted but not on screen yet: the controller holds it until the model is ready.
-      if (els.log.querySelectorAll('.msg.user').length === before) showQueued(text.trim());
-    }
-  }
+    showQueued(held);
+  } else if (submit(text)) els.input.value = '';
   els.input.focus();
+}
+
+/** Send the held question, if the controller takes it now (else drop it: it was refused). */
+function sendHeld() {
+  if (!held || !submit || !accepting) return;
+  const text = held;
+  held = '';
+  if (!submit(text)) showQueued('');
+}
+
+/** The controller takes questions now (a model is ready), or no longer (loading, none loaded). */
+export function setAccepting(on) {
+  accepting = on;
+  // After the controller's current call has returned: it is in the middle of a frame.
+  if (on && held) queueMicrotask(sendHeld);
+}
+
+/** Ask the browser to keep this site's data (the weights) under storage pressure; only a page can ask. */
+export function persistStorage() {
+  navigator.storage?.persist?.().catch(() => {});
 }
 
 els.form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
@@ -294,10 +342,5 @@ export function bind(controller) {
     else startEdit(button.closest('.msg'), controller);
   });
   bindPanels(controller);
-  if (early) {
-    const text = early;
-    early = '';
-    // The controller keeps it until the model is ready (or sends it now if it is).
-    if (!controller.submit(text)) showQueued('');
-  }
+  sendHeld();
 }
