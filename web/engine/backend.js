@@ -37,8 +37,6 @@ export function kvCacheFor(backend) {
   return KV_CACHE[backend];
 }
 
-}
-
 /** @returns {Promise<{gpu: GpuProbe | null, error: string}>} */
 async function probeWebGPU() {
   if (!('gpu' in navigator)) return { gpu: null, error: 'this browser has no WebGPU (navigator.gpu)' };
