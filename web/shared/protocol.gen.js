@@ -47,13 +47,13 @@ export const EVENTS = ["Hello", "ModelList", "LoadProgress", "ModelLoaded", "Mod
 
 /** The protocol's named sets of strings (its Literal types). */
 export const ENUMS = {
-  Role: ["system", "user", "assistant"],
   Backend: ["auto", "webgpu", "wasm-mt", "wasm-st"],
-  KvCache: ["", "f16", "q8_0", "f32"],
   EndReason: ["stop", "length", "aborted", "error"],
+  ErrorCode: ["bad_message", "bad_field", "no_model", "unknown_model", "busy", "download_failed", "integrity", "storage_full", "out_of_memory", "load_failed", "inference_failed", "aborted", "version_mismatch", "internal"],
+  KvCache: ["", "f16", "q8_0", "f32"],
   LoadPhase: ["download", "verify", "store", "read", "init"],
   LogLevel: ["debug", "info", "warn", "error"],
-  ErrorCode: ["bad_message", "bad_field", "no_model", "unknown_model", "busy", "download_failed", "integrity", "storage_full", "out_of_memory", "load_failed", "inference_failed", "aborted", "version_mismatch", "internal"],
+  Role: ["system", "user", "assistant"],
 };
 
 /** The objects that messages carry: field name -> field. */
