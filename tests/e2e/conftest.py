@@ -160,3 +160,24 @@ def site(dist, tmp_path, serve_folder):
     for gguf in (dist / "models").glob("*.gguf"):
         os.link(gguf, root / "models" / gguf.name)
     return root, serve_folder(root)
+
+
+@pytest.fixture
+def fresh(browser_type, browser_type_launch_args, open_app, tmp_path):
+    """Open the app at a URL in a new browser profile on disk, without service workers
+    (so every chunk request reaches the network): `fresh(server.url)`."""
+    contexts = []
+
+    def make(url: str, query: str = ""):
+        context = browser_type.launch_persistent_context(
+            tmp_path / f"profile-{len(contexts)}", **browser_type_launch_args, service_workers="block")
+        contexts.append(context)
+        page = context.pages[0] if context.pages else context.new_page()
+        app = open_app(page, url)
+        app.base_url = url
+        app.query = query
+        return app
+
+    yield make
+    for c in contexts:
+        c.close()

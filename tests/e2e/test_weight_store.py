@@ -1,8 +1,8 @@
 """Issue 4, end to end: the weight store in real Chromium with the real
 server, engine and model. Faults are injected where they happen in life (a
-dropped or corrupted HTTP response, a quota the browser enforces through
-DevTools' Storage.overrideQuotaForOrigin, a device that reports little
-memory); the store, the engine and IndexedDB are the real ones.
+dropped, failed or corrupted HTTP response, a deploy in the middle of a
+download); the store, the engine and IndexedDB are the real ones. The checks
+before a download (quota, memory) are in test_fit_before_download.py.
 
 Each test has a fresh browser profile on disk (a persistent context: an
 incognito one keeps IndexedDB in memory and never gives deleted bytes back)
@@ -13,77 +13,9 @@ tests cover the service worker).
 from __future__ import annotations
 
 import json
-import os
-from collections import Counter
-from pathlib import Path
-
-import pytest
 
 from offgrid_dev.site_variants import publish_next_version
-
-READY_OR_ERROR = "() => /^(Ready|Error)/.test(document.querySelector('[role=status]').textContent)"
-CACHE = Path(os.environ.get("OFFGRID_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
-
-# Everything the weight store holds: chunk keys checked against their bytes, model records.
-STORE = """async () => {
-  const db = await new Promise((ok, err) => { const r = indexedDB.open('offgrid-weights'); r.onsuccess = () => ok(r.result); r.onerror = err; });
-  const all = (store, what) => new Promise((ok) => { const r = db.transaction(store).objectStore(store)[what](); r.onsuccess = () => ok(r.result); });
-  const keys = await all('chunks', 'getAllKeys');
-  const blobs = await all('chunks', 'getAll');
-  const hex = async (b) => Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', await b.arrayBuffer())), (x) => x.toString(16).padStart(2, '0')).join('');
-  const intact = (await Promise.all(blobs.map(hex))).every((h, i) => h === keys[i]);
-  const models = (await all('models', 'getAll')).map((m) => ({ id: m.id, version: m.version, complete: m.complete, sha256: m.sha256 }));
-  db.close();
-  return { chunks: keys, intact, models };
-}"""
-
-
-def _catalog(root: Path) -> dict:
-    return json.loads((root / "models" / "catalog.json").read_text())
-
-
-def _default(root: Path) -> dict:
-    cat = _catalog(root)
-    return next(m for m in cat["models"] if m["id"] == cat["default"])
-
-
-def _chunk_index(request, model: dict) -> int:
-    start = int(request.headers["range"].removeprefix("bytes=").split("-")[0])
-    return start // model["chunk_size"]
-
-
-class Chunks:
-    """Counts the .gguf Range requests that got a good answer, by chunk index."""
-
-    def __init__(self, page, model: dict) -> None:
-        self.ok: Counter[int] = Counter()
-        self.requested: Counter[int] = Counter()
-        page.on("request", lambda r: self.requested.update([_chunk_index(r, model)]) if r.url.endswith(".gguf") else None)
-        page.on("response", lambda r: self.ok.update([_chunk_index(r.request, model)])
-                if r.url.endswith(".gguf") and r.status == 206 else None)
-
-
-@pytest.fixture
-def fresh(browser_type, browser_type_launch_args, open_app, tmp_path):
-    contexts = []
-
-    def make(url: str, query: str = ""):
-        context = browser_type.launch_persistent_context(
-            tmp_path / f"profile-{len(contexts)}", **browser_type_launch_args, service_workers="block")
-        contexts.append(context)
-        page = context.pages[0] if context.pages else context.new_page()
-        app = open_app(page, url)
-        app.base_url = url
-        app.query = query
-        return app
-
-    yield make
-    for c in contexts:
-        c.close()
-
-
-def _open(app) -> None:
-    app.page.goto(app.base_url + "/" + app.query)
+from store_support import CACHE, READY_OR_ERROR, STORE, Chunks, _chunk_index, _default, _open
 
 
 def test_an_interrupted_download_resumes_and_no_chunk_is_fetched_twice(fresh, server, dist):
@@ -273,58 +205,6 @@ def test_a_download_resumed_after_a_deploy_says_to_reload_instead_of_failing_has
     assert page.evaluate(STORE)["models"][0]["version"] == "2"
 
 
-def _quota(page, origin: str, size: int | None) -> None:
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Storage.overrideQuotaForOrigin", {"origin": origin, **({"quotaSize": size} if size is not None else {})})
-
-
-def test_a_model_that_does_not_fit_the_quota_is_refused_before_downloading(fresh, hooked, dist):
-    model = _default(dist)
-    # A browser that grants 40 MB (Chromium enforces DevTools' quota override but
-    # estimate() does not report it, so the quota the app sees is injected by a test hook).
-    app = fresh(hooked(quota_mb=40).url)
-    page = app.page
-    chunks = Chunks(page, model)
-    _open(app)
-    page.wait_for_function(READY_OR_ERROR)
-    status = app.status.text_content()
-    assert status.startswith(f"Error: Not enough storage for {model['name']}: it needs 98 MB more"), status
-    assert "quota is free" in status
-    alert = page.get_by_role("alert").text_content()
-    assert "free space" in alert.lower(), alert
-    assert not chunks.requested, "nothing may be downloaded that cannot be stored"
-    store = page.evaluate(STORE)
-    assert store["chunks"] == [] and store["models"] == []
-
-
-def test_running_out_of_quota_mid_download_keeps_the_store_consistent(fresh, server, dist):
-    model = _default(dist)
-    app = fresh(server.url)
-    page = app.page
-    page.goto(server.url + "/icon.svg")  # same origin, before the app starts
-    # Chromium enforces this quota (estimate() does not report it, so the check before
-    # downloading passes): a few chunks fit, then IndexedDB refuses the next one.
-    _quota(page, server.url, 30_000_000)
-    chunks = Chunks(page, model)
-    _open(app)
-    page.wait_for_function(READY_OR_ERROR)
-    status = app.status.text_content()
-    assert status.startswith(f"Error: The browser ran out of storage space after storing part of {model['name']}"), status
-    assert "resume" in page.get_by_role("alert").text_content()
-    store = page.evaluate(STORE)
-    assert store["intact"] and 1 <= len(store["chunks"]) < len(model["chunks"]), store
-    assert [m["complete"] for m in store["models"]] == [False]
-
-    # Space again: the download resumes from the stored chunks and completes.
-    _quota(page, server.url, None)
-    stored_before = {model["chunks"].index(h) for h in store["chunks"]}
-    chunks.ok.clear()
-    page.reload()
-    app.wait_ready()
-    assert not stored_before & set(chunks.ok)
-    assert sorted(page.evaluate(STORE)["chunks"]) == sorted(set(model["chunks"]))
-
-
 def _open_storage(page):
     page.get_by_text("Storage", exact=True).click()
     rows = page.get_by_role("list", name="Models stored on this device").get_by_role("listitem")
@@ -385,48 +265,6 @@ def test_deleting_the_model_in_use_unloads_it_and_empties_the_store(fresh, serve
     # handles on them are garbage-collected; the test above checks the accounting.)
     listed = {m["model_id"]: m["cached"] for m in page.evaluate("offgrid.call('ListModels')")["models"]}
     assert listed[model["id"]] is False
-
-
-def test_a_device_without_enough_memory_is_told_why_before_any_download(fresh, hooked, dist):
-    model = _default(dist)
-    app = fresh(hooked(device_memory_gb=0.25).url)
-    page = app.page
-    chunks = Chunks(page, model)
-    _open(app)
-    page.wait_for_function(READY_OR_ERROR)
-    status = app.status.text_content()
-    assert status.startswith(f"Error: {model['name']} does not fit in memory here"), status
-    # The weights as they would be in the engine's memory: our SIMD builds repack q4_1 (x1.2).
-    simd = [b for b in json.loads((dist / "engine" / "builds.json").read_text())["builds"] if b["simd_kernels"]]
-    growth = simd[0].get("weight_growth", {}).get(model["quantization"], 1) if simd else 1
-    assert "0.25 GB" in status and f"weights {round(model['bytes'] * growth / 1e6)} MB" in status, status
-    assert "smaller model" in page.get_by_role("alert").text_content()
-    assert not chunks.requested
-
-
-def test_a_context_too_big_for_memory_is_made_smaller_and_said(fresh, hooked, dist, artifacts):
-    app = fresh(hooked(device_memory_gb=1).url)
-    page = app.page
-    _open(app)
-    app.wait_ready()
-    page.get_by_text("Settings", exact=True).click()
-    page.get_by_label("Context size").fill("65536")
-    page.get_by_role("button", name="Save settings").click()
-    alert = page.get_by_role("alert")
-    alert.get_by_text("Context reduced from 65536 to").wait_for()
-    app.wait_ready()
-    notice = alert.text_content()
-    loaded = page.evaluate("offgrid.call('InspectModel')")
-    assert 2048 <= loaded["n_ctx"] < 65536, loaded
-    assert f"Context reduced from 65536 to {loaded['n_ctx']} tokens to fit memory" in notice, notice
-    assert "about half of this device's 1 GB of memory" in notice
-    assert f"ctx {loaded['n_ctx']}" in page.locator("#model-detail").text_content()
-    page.screenshot(path=str(artifacts / "context-reduced-desktop.png"))
-    # The smaller context is the one the conversation window is planned for: it still answers.
-    app.ask("Say hello.")
-    page.wait_for_function("() => document.querySelectorAll('.msg.assistant').length === 1")
-    app.wait_ready()
-    assert app.answer_text().strip()
 
 
 def test_an_incognito_window_loads_the_stored_model_again_and_after_a_reload(browser, server, open_app):
