@@ -23,6 +23,7 @@ class JsView:
 
     def __init__(self, js_view: Any) -> None:
         self._js = js_view
+        self._append = js_view.appendMessage  # called once per streamed token: looked up once
 
     def set_status(self, text: str, state: str) -> None:
         self._js.setStatus(text, state)
@@ -37,7 +38,7 @@ class JsView:
         self._js.updateMessage(key, text, complete, note)
 
     def append_message(self, key: int, text: str) -> None:
-        self._js.appendMessage(key, text)
+        self._append(key, text)
 
     def clear_messages(self) -> None:
         self._js.clearMessages()
