@@ -42,7 +42,7 @@ export class FakeEngine {
   }
 
   async #run(params, piece) {
-    const { tokens = ['Hel', 'lo'], crashAfter = -1, hold = null } = this.script;
+    const { tokens = ['Hel', 'lo'], crashAfter = -1, hold = null, hang = false } = this.script;
     const text = [...(params.messages ?? []).map((m) => m.content), params.prompt ?? ''].join('');
     // wllama's glue framing broke on a lone surrogate (issue 23): the fake refuses one too.
     if (/[\uD800-\uDFFF]/.test(text.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, ''))) throw new Error('Invalid typed array length: 1163217991');
@@ -50,6 +50,7 @@ export class FakeEngine {
     if (hold) await hold.promise;
     for (let i = 0; i < n; i += 1) {
       await tick();
+      if (hang && i === 1) await new Promise(() => {}); // a hung engine: deaf to Stop, never ends
       if (params.abortSignal?.aborted) throw new Error('aborted by the signal');
       if (i === crashAfter) throw new Error('RuntimeError: memory access out of bounds');
       params.onData?.(piece(tokens[i]));
@@ -88,9 +89,10 @@ export const OTHER = { ...MODEL, id: 'other', name: 'Other', file: 'other.gguf',
 /**
  * A handler's parts, and what they saw. Options: `gpu` (a WebGPU adapter with shader-f16),
  * `gpuBroken` (the engine loads nothing onto it), `script` (for every engine started),
- * `lastLoad` (the LoadModel the engine remembers from an earlier visit).
+ * `lastLoad` (the LoadModel the engine remembers from an earlier visit), `hangFirst` (the first
+ * engine started hangs after one token of an answer, deaf to Stop).
  */
-export function fakeParts({ gpu = false, gpuBroken = false, script = {}, lastLoad = null } = {}) {
+export function fakeParts({ gpu = false, gpuBroken = false, script = {}, lastLoad = null, hangFirst = false } = {}) {
   /** @type {any[]} */ const frames = [];
   /** @type {FakeEngine[]} */ const engines = [];
   const stored = new Map();
@@ -111,7 +113,7 @@ export function fakeParts({ gpu = false, gpuBroken = false, script = {}, lastLoa
         await tick();
         if (options.n_gpu_layers > 0) logger.log(`load_tensors: offloaded ${gpuBroken ? 0 : 31}/31 layers to GPU`);
         logger.log('load_tensors:          CPU model buffer size =    92.00 MiB');
-        const e = new FakeEngine(script, { ...options, file });
+        const e = new FakeEngine(hangFirst && engines.length === 0 ? { ...script, hang: true } : script, { ...options, file });
         engines.push(e);
         return e;
       },
@@ -139,6 +141,7 @@ export function fakeParts({ gpu = false, gpuBroken = false, script = {}, lastLoa
     loads: { last: async () => lastLoad, remember: async (req) => { lastLoad = req; } },
     origin: 'http://localhost:8000',
     now: () => 0,
+    stopGraceMs: 50,
   };
   return { parts, frames, engines };
 }

@@ -275,3 +275,27 @@ test('the warm-up loads the model last asked for, and nothing when it was delete
   assert.equal((await fake.parts.loads.last()).model_id, MODEL.id);
   assert.equal('id' in (await fake.parts.loads.last()), false);
 });
+
+test('an engine that hangs and ignores Stop is let go, the answer ended and the engine restarted (issue 23)', async () => {
+  const { h, frames, engines } = await loaded({ hangFirst: true, script: { tokens: ['a', 'b', 'c'] } });
+  const chat = request('Chat', CHAT);
+  h.receive(chat);
+  await until(frames, (fs) => types(fs, chat.id).includes('Delta'), 'the first token');
+  const busy = request('Complete', { prompt: 'x' });
+  h.receive(busy);
+  await until(frames, (fs) => of(fs, busy.id).length > 0, 'busy');
+  assert.equal(of(frames, busy.id)[0].code, 'busy');
+  h.receive(request('Stop', { target: chat.id }));
+  await until(frames, (fs) => types(fs, chat.id).includes('ModelLoaded'), 'the restart', 3000);
+  const got = of(frames, chat.id);
+  const end = got.find((f) => f.type === 'GenerateEnd');
+  assert.deepEqual([end.reason, end.text], ['aborted', 'a']);
+  assert.equal(got.filter((f) => f.type === 'GenerateEnd').length, 1, 'exactly one GenerateEnd');
+  assert.match(got.find((f) => f.type === 'EngineError').message, /did not stop within/);
+  assert.equal(engines.length, 2, 'a new engine');
+  assert.equal(engines[0].exited, true);
+  const after = request('Complete', { prompt: 'x' });
+  h.receive(after);
+  await until(frames, (fs) => types(fs, after.id).includes('GenerateEnd'), 'an answer from the new engine');
+  assert.equal(of(frames, after.id).find((f) => f.type === 'GenerateEnd').reason, 'stop');
+});

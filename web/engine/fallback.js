@@ -105,6 +105,28 @@ export async function startWithFallback(ctx, id, model, file, req, skip = []) {
 }
 
 /**
+ * The engine hung (it did not end an answer after Stop: the job queue's watchdog let go of it):
+ * stop it, without waiting on it for long, and start the same model on the same plan again.
+ */
+export async function restart(ctx, id, reason, install) {
+  const { state } = ctx;
+  const l = state.loaded;
+  if (!l) return;
+  const t0 = ctx.parts.now();
+  const old = state.current;
+  state.current = null;
+  if (old) await Promise.race([old.engine.exit().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 2000))]);
+  ctx.post(T.Log, { level: 'warn', message: `Restarting ${l.model.name}: ${reason}.` }, id);
+  try {
+    const { started, choice } = await startWithFallback(ctx, id, l.model, l.file, l.req);
+    ctx.post(T.ModelLoaded, install(ctx, started, choice, l, t0, state.loadedKey), id);
+  } catch (err) {
+    state.loadedKey = '';
+    ctx.fail(id, 'load_failed', `Could not restart ${l.model.name}: ${err?.message ?? err}`, 'Reload the page.');
+  }
+}
+
+/**
  * The running backend failed (a lost device during an answer, a failed self-test): restart
  * the same model on the next backend and tell the controller. `install` records the result.
  */

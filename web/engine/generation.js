@@ -3,7 +3,7 @@
 // CountTokens. Each job streams Delta frames and ends with exactly one
 // GenerateEnd, whatever happens.
 import { T } from '../shared/protocol.js';
-import { SLOTS, recover } from './fallback.js';
+import { SLOTS, recover, restart } from './fallback.js';
 import { install } from './loading.js';
 
 /**
@@ -116,9 +116,19 @@ async function countTokens(w, req, signal) {
  * queues a recovery on the next backend, ahead of everything else.
  * @param {import('./handler.js').Context} ctx
  */
-export async function runGeneration(ctx, msg, signal) {
-  const { state, post, fail } = ctx;
+export async function runGeneration(ctx, msg, signal, job = {}) {
+  const { state } = ctx;
   const { id } = msg;
+  // What this job has posted, for the watchdog (endStuck); nothing once it let go of the job.
+  Object.assign(job, { msg, started: false, ended: new Set(), texts: [] });
+  const post = (type, fields = {}, rid = '') => {
+    if (job.released) return;
+    if (type === T.GenerateStart) job.started = true;
+    if (type === T.Delta) job.texts[fields.index] = (job.texts[fields.index] ?? '') + fields.text;
+    if (type === T.GenerateEnd) job.ended.add(fields.index);
+    ctx.post(type, fields, rid);
+  };
+  const fail = (rid, code, message, hint = '', field = '') => post(T.EngineError, { code, message, hint, field }, rid);
   if (!state.current) return fail(id, 'no_model', 'No model is loaded.', 'Send LoadModel first.');
   const w = state.current.engine;
   const backend = state.choice?.backend ?? '';
@@ -139,7 +149,26 @@ export async function runGeneration(ctx, msg, signal) {
     failure = String(err?.message ?? err);
     fail(id, 'inference_failed', `The engine failed: ${failure}`, backend === 'webgpu' ? 'The GPU failed; Offgrid moves the model to the CPU.' : 'Try again; if it persists, reload the model.');
   }
-  if (failure && backend === 'webgpu') {
+  if (failure && backend === 'webgpu' && !job.released) {
     ctx.queue.push({ id, kind: 'lifecycle', type: 'Recover', run: () => recover(ctx, id, 'webgpu', failure, install) }, true);
   }
+}
+
+/**
+ * The watchdog let go of a job that did not end after Stop (job_queue.js rule 7): end it as
+ * the protocol promises (an error, then a GenerateEnd for each prompt still open, with what
+ * was written), and restart the engine before anything else runs.
+ */
+export function endStuck(ctx, job) {
+  const seconds = Math.round(ctx.queue.stopGraceMs / 1000);
+  const message = `The engine did not stop within ${seconds} s of Stop; Offgrid restarts it.`;
+  if (!job.started) ctx.fail(job.id, job.type === T.CountTokens ? 'aborted' : 'inference_failed', message, 'Ask again once the model is ready.');
+  else {
+    ctx.fail(job.id, 'inference_failed', message, 'Ask again once the model is ready.');
+    const n = job.msg?.type === T.ChatBatch ? job.msg.prompts.length : 1;
+    for (let index = 0; index < n; index += 1) {
+      if (!job.ended.has(index)) ctx.post(T.GenerateEnd, { reason: 'aborted', text: job.texts[index] ?? '', index }, job.id);
+    }
+  }
+  ctx.queue.push({ id: job.id, kind: 'lifecycle', type: 'Restart', run: () => restart(ctx, job.id, 'it did not stop after Stop', install) }, true);
 }

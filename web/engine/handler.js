@@ -7,7 +7,7 @@ import { JobQueue } from './job_queue.js';
 import { diagnostics } from './diagnostics.js';
 import { deleteStored, listModels, storageReport } from './models.js';
 import { loadModel, unload } from './loading.js';
-import { runGeneration } from './generation.js';
+import { runGeneration, endStuck } from './generation.js';
 import { selfTestAndReport } from './self_test_job.js';
 
 /**
@@ -25,6 +25,7 @@ import { selfTestAndReport } from './self_test_job.js';
  *   the last LoadModel the page asked for (what the next visit warms up)
  * @property {string} origin  the site's origin (a LoadModel url must be on it)
  * @property {() => number} now  milliseconds, for load times
+ * @property {number} [stopGraceMs]  how long a generation may take to end after Stop (job_queue.js rule 7)
  */
 
 /** Mutable engine state, owned by the handler. */
@@ -47,8 +48,10 @@ function newState() {
 export function createHandler(parts) {
   const post = (type, fields = {}, id = '') => parts.post(make(type, fields, id));
   const fail = (id, code, message, hint = '', field = '') => post(T.EngineError, { code, message, hint, field }, id);
-  const queue = new JobQueue((job, err) => fail(job.id, 'internal', String(err?.message ?? err)));
-  const ctx = { parts, post, fail, queue, state: newState() };
+  const ctx = { parts, post, fail, queue: /** @type {JobQueue} */ (/** @type {unknown} */ (null)), state: newState() };
+  ctx.queue = new JobQueue((job, err) => fail(job.id, 'internal', String(err?.message ?? err)),
+    { stopGraceMs: parts.stopGraceMs, onStuck: (job) => endStuck(ctx, job) });
+  const { queue } = ctx;
 
   const LIFECYCLE = {
     [T.LoadModel]: (msg) => loadModel(ctx, msg.id, msg),
@@ -88,7 +91,7 @@ export function createHandler(parts) {
       if (type === T.ChatBatch && msg.prompts.length === 0) return fail(id, 'bad_field', 'ChatBatch needs at least one prompt.', '', 'prompts');
       const busy = queue.refusal('generation');
       if (busy) return fail(id, 'busy', busy, 'Wait for GenerateEnd or send Stop.');
-      return queue.push({ id, kind: 'generation', type, run: (signal) => runGeneration(ctx, msg, signal) });
+      return queue.push({ id, kind: 'generation', type, run: (signal, job) => runGeneration(ctx, msg, signal, job) });
     }
     return fail(id, 'bad_message', `${type} is an event, not a request.`, '', 'type');
   }

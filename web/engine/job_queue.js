@@ -19,15 +19,25 @@
 //     that is neither running nor waiting is remembered for it.
 //  6. A recovery (the backend failed during an answer) goes to the front:
 //     nothing else runs on a broken engine.
+//  7. Watchdog: a generation that has not ended `stopGraceMs` after Stop
+//     reached it is released (the handler ends it and restarts the engine);
+//     whatever it posts later is dropped. A hung engine never leaves every
+//     later request `busy`.
 
 /**
  * @typedef {'lifecycle' | 'generation' | 'inspect'} JobKind
- * @typedef {{id: string, kind: JobKind, type: string, abort: AbortController, run: (signal: AbortSignal) => Promise<void>}} Job
+ * @typedef {{id: string, kind: JobKind, type: string, abort: AbortController, released?: boolean,
+ *   run: (signal: AbortSignal, job: Job) => Promise<void>}} Job  released: let go by the watchdog (rule 7)
  */
 
 export class JobQueue {
-  /** @param {(job: Job, err: unknown) => void} onCrash  a job threw (the handler reports it) */
-  constructor(onCrash) {
+  /**
+   * @param {(job: Job, err: unknown) => void} onCrash  a job threw (the handler reports it)
+   * @param {{stopGraceMs?: number, onStuck?: (job: Job) => void}} [watchdog] rule 7
+   */
+  constructor(onCrash, { stopGraceMs = 10_000, onStuck = () => {} } = {}) {
+    this.stopGraceMs = stopGraceMs;
+    this.onStuck = onStuck;
     /** @type {Job[]} */ this.waiting = [];
     /** @type {Job | null} */ this.running = null;
     /** @type {Set<string>} */ this.stopEarly = new Set();
@@ -68,8 +78,20 @@ export class JobQueue {
   stop(target) {
     const jobs = [this.running, ...this.waiting].filter((j) => j && j.kind === 'generation');
     const hit = jobs.find((j) => !target || j.id === target);
-    if (hit) hit.abort.abort();
-    else if (target) this.stopEarly.add(target);
+    if (!hit) {
+      if (target) this.stopEarly.add(target);
+      return;
+    }
+    hit.abort.abort();
+    if (hit === this.running) setTimeout(() => this.release(hit), this.stopGraceMs);
+  }
+
+  /** Rule 7: let go of a running job that did not end after Stop. */
+  release(job) {
+    if (this.running !== job) return;
+    job.released = true;
+    this.onStuck(job);
+    this.next();
   }
 
   next() {
@@ -81,8 +103,8 @@ export class JobQueue {
       return;
     }
     Promise.resolve()
-      .then(() => job.run(job.abort.signal))
-      .catch((err) => this.onCrash(job, err))
-      .finally(() => this.next());
+      .then(() => job.run(job.abort.signal, job))
+      .catch((err) => job.released || this.onCrash(job, err))
+      .finally(() => this.running === job && this.next());
   }
 }
