@@ -100,6 +100,30 @@ def test_airplane_mode_start_answers_and_says_when_no_model_is_stored(profile, s
     assert "Connect to the internet once" in alert, alert
 
 
+def test_an_engine_build_used_once_online_also_loads_offline(profile, server, open_app, dist):
+    """Only the engine build this browser runs is precached; another one (forced in Settings)
+    is cached when first used, so it loads offline from then on (issue 23)."""
+    builds = {b["id"]: b for b in json.loads((dist / "engine" / "builds.json").read_text())["builds"]}
+    other = "simd" if "simd" in builds else "stock"
+    context = profile()
+    app = _install(open_app, context, server.url)
+    page = app.page
+    page.reload()  # a second visit: the engine worker itself is now served by the service worker
+    app.wait_ready()
+    assert page.evaluate("offgrid.call('InspectModel')")["engine"] != other
+    smol = page.evaluate("offgrid.call('InspectModel')")["model_id"]
+    loaded = page.evaluate("(f) => offgrid.call('LoadModel', f)", {"model_id": smol, "engine": other, "backend": "wasm-mt"})
+    assert loaded["type"] == "ModelLoaded" and loaded["engine"] == other, loaded
+
+    context.set_offline(True)
+    page.reload()
+    app.wait_ready()
+    loaded = page.evaluate("(f) => offgrid.call('LoadModel', f)", {"model_id": smol, "engine": other, "backend": "wasm-mt"})
+    assert loaded["type"] == "ModelLoaded" and loaded["engine"] == other, loaded
+    answer = page.evaluate("offgrid.call('Complete', {prompt: 'One, two,', sampling: {temperature: 0, max_tokens: 4}})")
+    assert answer["type"] == "GenerateEnd" and answer["text"].strip(), answer
+
+
 def test_a_new_build_is_offered_and_taken_only_on_reload(profile, site, artifacts, open_app):
     root, server = site
     context = profile(viewport={"width": 360, "height": 640}, device_scale_factor=2, is_mobile=True, has_touch=True)
