@@ -104,26 +104,40 @@ export async function startWithFallback(ctx, id, model, file, req, skip = []) {
   }
 }
 
+/** Stop the running engine (waiting on it 2 s at most: it may be hung); returns what was loaded. */
+async function stopCurrent(ctx) {
+  const old = ctx.state.current;
+  ctx.state.current = null;
+  if (old) await Promise.race([old.engine.exit().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 2000))]);
+  return ctx.state.loaded;
+}
+
+/**
+ * Start the loaded model again on `req`'s plan (less `skip`) and post its ModelLoaded; on
+ * failure, say `why` could not be undone.
+ */
+async function startAgain(ctx, id, l, req, skip, install, why, reason = '') {
+  const t0 = ctx.parts.now();
+  try {
+    const { started, choice } = await startWithFallback(ctx, id, l.model, l.file, req, skip);
+    if (reason) choice.reason = reason;
+    ctx.post(T.ModelLoaded, install(ctx, started, choice, l, t0, ctx.state.loadedKey), id);
+    await diagnostics(ctx, id);
+  } catch (err) {
+    ctx.state.loadedKey = '';
+    ctx.fail(id, 'load_failed', `Could not restart ${l.model.name}${why}: ${err?.message ?? err}`, 'Reload the page.');
+  }
+}
+
 /**
  * The engine hung (it did not end an answer after Stop: the job queue's watchdog let go of it):
- * stop it, without waiting on it for long, and start the same model on the same plan again.
+ * stop it and start the same model on the same plan again.
  */
 export async function restart(ctx, id, reason, install) {
-  const { state } = ctx;
-  const l = state.loaded;
+  const l = await stopCurrent(ctx);
   if (!l) return;
-  const t0 = ctx.parts.now();
-  const old = state.current;
-  state.current = null;
-  if (old) await Promise.race([old.engine.exit().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 2000))]);
   ctx.post(T.Log, { level: 'warn', message: `Restarting ${l.model.name}: ${reason}.` }, id);
-  try {
-    const { started, choice } = await startWithFallback(ctx, id, l.model, l.file, l.req);
-    ctx.post(T.ModelLoaded, install(ctx, started, choice, l, t0, state.loadedKey), id);
-  } catch (err) {
-    state.loadedKey = '';
-    ctx.fail(id, 'load_failed', `Could not restart ${l.model.name}: ${err?.message ?? err}`, 'Reload the page.');
-  }
+  await startAgain(ctx, id, l, l.req, [], install, '');
 }
 
 /**
@@ -131,25 +145,13 @@ export async function restart(ctx, id, reason, install) {
  * the same model on the next backend and tell the controller. `install` records the result.
  */
 export async function recover(ctx, id, from, reason, install) {
-  const { state } = ctx;
-  const l = state.loaded;
+  const l = await stopCurrent(ctx);
   if (!l) return;
-  const t0 = ctx.parts.now();
-  const old = state.current;
-  state.current = null;
-  if (old) await old.engine.exit().catch(() => {});
   const p = await ctx.parts.probe;
   const skip = from === 'webgpu' ? ['webgpu'] : ['webgpu', from];
   const next = plan(p, l.req.backend === 'webgpu' ? 'auto' : l.req.backend, l.req.n_threads, { bytes: l.model.bytes }).find((c) => !skip.includes(c.backend));
   if (!next) return ctx.fail(id, 'load_failed', `${from} failed (${reason}) and there is no other backend to run on.`, 'Reload the page.');
   reportFallback(ctx, id, l.model, from, next, reason);
-  try {
-    const { started, choice } = await startWithFallback(ctx, id, l.model, l.file, { ...l.req, backend: next.backend === 'wasm-st' ? 'wasm-st' : 'auto' }, skip);
-    choice.reason = next.reason;
-    ctx.post(T.ModelLoaded, install(ctx, started, choice, l, t0, state.loadedKey), id);
-    await diagnostics(ctx, id);
-  } catch (err) {
-    state.loadedKey = '';
-    ctx.fail(id, 'load_failed', `Could not restart ${l.model.name} after ${from} failed: ${err?.message ?? err}`, 'Reload the page.');
-  }
+  const req = { ...l.req, backend: next.backend === 'wasm-st' ? 'wasm-st' : 'auto' };
+  await startAgain(ctx, id, l, req, skip, install, ` after ${from} failed`, next.reason);
 }
