@@ -157,8 +157,8 @@ def site(dist, tmp_path, serve_folder):
     """A copy of the built site that a test may redeploy (weights hard-linked, not copied)."""
     root = tmp_path / "site"
     shutil.copytree(dist, root, ignore=shutil.ignore_patterns("*.gguf"))
-    for gguf in (dist / "models").glob("*.gguf"):
-        os.link(gguf, root / "models" / gguf.name)
+    for gguf in (dist / "models").rglob("*.gguf"):  # models/<file> and models/<sha256 prefix>/<file>
+        os.link(gguf, root / gguf.relative_to(dist))
     return root, serve_folder(root)
 
 
