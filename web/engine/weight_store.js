@@ -68,6 +68,7 @@ async function fetchChunk(model, url, index, onBytes, run) {
   const end = Math.min(start + model.chunk_size, model.bytes) - 1;
   const want = model.chunks[index];
   let lastError = '';
+  let lastCode = 'download_failed'; // the last try's failure, by code (never by its message)
   let unreachable = true; // every try failed before any HTTP answer: no network
   let gone = false; // this version is no longer served (the site was updated)
   for (let attempt = 1; attempt <= MAX_TRIES && !run.failed && !gone; attempt++) {
@@ -99,6 +100,7 @@ async function fetchChunk(model, url, index, onBytes, run) {
       // fetch() rejects with a TypeError only when no answer came at all.
       unreachable &&= err instanceof TypeError && counted === 0;
       lastError = err?.message ?? String(err);
+      lastCode = err?.code === 'integrity' ? 'integrity' : 'download_failed';
     }
   }
   if (run.failed) return;
@@ -110,7 +112,7 @@ async function fetchChunk(model, url, index, onBytes, run) {
     throw new WeightStoreError('offline', `You are offline, and ${model.name} is not stored on this device yet.`);
   }
   throw new WeightStoreError(
-    lastError.includes('SHA-256') ? 'integrity' : 'download_failed',
+    lastCode,
     `Could not download part ${index + 1} of ${model.name} after ${MAX_TRIES} tries: ${lastError}`,
   );
 }

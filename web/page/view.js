@@ -5,6 +5,7 @@
 // takes questions.
 import { MarkdownStream, renderMarkdown } from './markdown.js';
 import { bindPanels } from './panels.js';
+import { formatBytes } from '../shared/units.js';
 
 export { setConversations, setSettings, setStorage, download } from './panels.js';
 
@@ -189,7 +190,7 @@ export function setModels(json, current) {
   els.picker.replaceChildren(...models.map((m) => {
     const o = document.createElement('option');
     o.value = m.model_id;
-    o.textContent = `${m.name} — ${m.quantization} · ${(m.bytes / 1e6).toFixed(0)} MB${m.cached ? ' · stored' : ''}`;
+    o.textContent = `${m.name} — ${m.quantization} · ${formatBytes(m.bytes)}${m.cached ? ' · stored' : ''}`;
     return o;
   }));
   if (!current) {
@@ -210,7 +211,7 @@ export function setCanContinue(on) {
 export function setDiagnostics(json) {
   const data = JSON.parse(json);
   const last = data.last_answer;
-  const mib = (n) => (n ? `${(n / 1048576).toFixed(0)} MiB` : 'unknown');
+  const mib = (n) => (n ? formatBytes(n, { binary: true }) : 'unknown');
   const gpu = data.webgpu_vendor || data.webgpu_architecture || data.webgpu_adapter
     ? [data.webgpu_vendor, data.webgpu_architecture].filter(Boolean).join(' · ') || data.webgpu_adapter
     : `none${data.webgpu_description ? ` (${data.webgpu_description})` : ''}`;
