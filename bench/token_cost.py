@@ -121,6 +121,47 @@ def table(rows: list[dict], label: str) -> str:
     return "\n".join(out)
 
 
+def render(files: list[Path]) -> str:
+    """One table for several saved runs, grouped by label (a trailing -r<N> is a round of the same label):
+    medians over the rounds, and the marginal cost of a token (the long answer's cost less the short
+    one's, per extra token: what a token costs once the answer's own start and end are left out)."""
+    import json
+    import re
+
+    groups: dict[str, list[dict]] = {}
+    for f in files:
+        data = json.loads(f.read_text())
+        groups.setdefault(re.sub(r"-r\d+$", "", data.get("label", "")), []).append(data)
+    out = ["| build | answer tokens | main thread ms/token | script | layout | style | decode tok/s | answers |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    margins = []
+    for label, runs in groups.items():
+        rows = [r for d in runs for r in d["rows"]]
+        sizes = sorted({r["target_tokens"] for r in rows})
+        for size in sizes:
+            rs = [r for r in rows if r["target_tokens"] == size]
+            med = lambda k: statistics.median(r[k] for r in rs)  # noqa: E731
+            lo_hi = lambda k: f"{min(r[k] for r in rs):.2f}–{max(r[k] for r in rs):.2f}"  # noqa: E731
+            out.append(f"| {label} | {med('tokens'):.0f} | {med('TaskDuration_ms_per_token'):.2f} ({lo_hi('TaskDuration_ms_per_token')}) | "
+                       f"{med('ScriptDuration_ms_per_token'):.2f} | {med('LayoutDuration_ms_per_token'):.2f} | "
+                       f"{med('RecalcStyleDuration_ms_per_token'):.2f} | {med('decode_tps'):.1f} | {len(rs)} |")
+        if len(sizes) >= 2:
+            per_run = []
+            for d in runs:
+                by = {r["target_tokens"]: r for r in d["rows"]}
+                small, large = by.get(sizes[0]), by.get(sizes[-1])
+                if small and large and large["tokens"] > small["tokens"]:
+                    per_run.append({k: (large[f"{k}_ms"] - small[f"{k}_ms"]) / (large["tokens"] - small["tokens"]) for k in COUNTERS})
+            if per_run:
+                med = lambda k: statistics.median(p[k] for p in per_run)  # noqa: E731
+                margins.append(f"| {label} | {med('TaskDuration'):.2f} | {med('ScriptDuration'):.2f} | "
+                               f"{med('LayoutDuration'):.2f} | {med('RecalcStyleDuration'):.2f} | {len(per_run)} |")
+    if margins:
+        out += ["", "| build | marginal ms per token (long answer less short, per extra token) | script | layout | style | rounds |",
+                "| --- | --- | --- | --- | --- | --- |", *margins]
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dist", type=Path, default=ROOT / "dist", help="the built site to measure")
@@ -128,7 +169,11 @@ def main() -> None:
     ap.add_argument("--tokens", default="64,2000", help="answer lengths to ask for (max_tokens)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n-ctx", type=int, default=4096, help="context size setting (must hold the longest answer)")
+    ap.add_argument("--render", nargs="+", type=Path, help="print one table for these saved results and measure nothing")
     a = ap.parse_args()
+    if a.render:
+        print(render(a.render))
+        return
     sizes = [int(x) for x in a.tokens.split(",")]
     rows = run(a.dist, sizes, a.repeats, a.n_ctx)
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
