@@ -44,6 +44,24 @@ SHOW_ANSWER = """async ([key, text]) => {
   return document.querySelector(`.msg[data-key="${key}"] .text`).textContent;
 }"""
 
+# Stream an answer through the view as the controller does: a few characters a token (appendMessage),
+# a frame between tokens; returns the message as drawn once all of it is in, before it is ended.
+STREAM_ANSWER = """async ([key, text]) => {
+  const view = await import('/js/page/view.js');
+  view.addMessage(key, 'assistant', '', false);
+  for (let i = 0; i < text.length; i += 5) {
+    view.appendMessage(key, text.slice(i, i + 5));
+    await new Promise((resolve) => requestAnimationFrame(() => resolve()));
+  }
+  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  return document.querySelector(`.msg[data-key="${key}"] .text`).innerHTML;
+}"""
+END_ANSWER = """async ([key, text]) => {
+  const view = await import('/js/page/view.js');
+  view.updateMessage(key, text, true, '');
+  return document.querySelector(`.msg[data-key="${key}"] .text`).innerHTML;
+}"""
+
 PHONE = {"width": 360, "height": 640}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -139,6 +157,27 @@ def test_payloads_rendered_as_answers_stay_inert(app):
     link = app.page.locator('.msg[data-key="1100"] a').first
     assert link.get_attribute("href") == "https://example.com"
     assert link.get_attribute("rel") == "noopener noreferrer" and link.get_attribute("target") == "_blank"
+
+
+def test_payloads_streamed_as_answers_stay_inert_and_end_as_rendered_whole(app):
+    # While an answer streams, its finished blocks are rendered once and its open tail again each
+    # frame (MarkdownStream): the same sanitiser, and with all the text in, the same markup as the
+    # whole answer rendered at once, which is what the ended answer shows.
+    app.page.add_init_script(WATCH)
+    app.open()
+    app.wait_ready()
+    app.requests.clear()
+    for i, text in enumerate([*PAYLOADS, LAYOUT_SAMPLE]):
+        key = 3000 + i
+        streamed = app.page.evaluate(STREAM_ANSWER, [key, text])
+        assert _audit(app.page, f'.msg[data-key="{key}"] .text') == [], text
+        whole = app.page.evaluate(END_ANSWER, [key, text])
+        assert streamed == whole, text
+        assert _audit(app.page, f'.msg[data-key="{key}"] .text') == [], text
+    app.page.wait_for_timeout(500)
+    assert app.page.evaluate("window.__xss") is None
+    assert app.page.evaluate("window.__violations") == []
+    assert app.requests == []
 
 
 def test_payloads_typed_as_questions_stay_plain_text(app):
