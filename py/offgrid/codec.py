@@ -5,6 +5,7 @@ web/shared/protocol.gen.js."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
@@ -70,10 +71,17 @@ def decode(raw: str | bytes | dict[str, Any]) -> Message:
     return _build(cls, fields, "")
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A dataclass's field types, resolved once: resolving them on every frame was most of a
+    streamed token's decode time in Pyodide."""
+    return typing.get_type_hints(cls)
+
+
 def _build(cls: type, data: Any, path: str) -> Any:
     if not isinstance(data, dict):
         raise ProtocolError("bad_field", f"{path or cls.__name__} must be an object", path)
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     # The first unknown key in the frame's own order, as the JS validator reports it.
     name = next((k for k in data if k not in known), None)
@@ -187,7 +195,7 @@ def _default_of(f: dataclasses.Field[Any]) -> Any:
 
 
 def _describe(cls: type, enums: dict[Any, str]) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     out = {}
     for f in dataclasses.fields(cls):
         spec: dict[str, Any] = {"t": _type_name(hints[f.name], enums)}
