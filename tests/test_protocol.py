@@ -101,9 +101,12 @@ REFUSALS = [
     (frame("Speed", decode_tps=False), "bad_field", "decode_tps"),
     (frame("CountTokens", text=None), "bad_field", "text"),
     (frame("ModelList", models=[{"model_id": "m"}]), "bad_field", "models[0].name"),
-    ('{"type":"Speed","v":1,"decode_tps":NaN}', "bad_field", "decode_tps"),
-    ('{"type":"Speed","v":1,"ttft_ms":Infinity}', "bad_field", "ttft_ms"),
-    ('{"type":"Chat","v":1,"sampling":{"top_p":-Infinity}}', "bad_field", "sampling.top_p"),
+    # NaN and Infinity are not JSON: refused as JS's JSON.parse refuses them (the engine's reader).
+    ('{"type":"Speed","v":1,"decode_tps":NaN}', "bad_message", ""),
+    ('{"type":"Speed","v":1,"ttft_ms":Infinity}', "bad_message", ""),
+    ('{"type":"Chat","v":1,"sampling":{"top_p":-Infinity}}', "bad_message", ""),
+    # Deeper than MAX_DEPTH: refused unread, before the type is looked at.
+    ('{"type":"Chat","v":1,"zeta":' + "[" * 40 + "]" * 40 + "}", "bad_message", ""),
 ]
 
 

@@ -13,7 +13,7 @@ import typing
 from typing import Any, Literal, Union
 
 from . import protocol as _p
-from .protocol import PROTOCOL_VERSION, ErrorCode, Message
+from .protocol import MAX_DEPTH, PROTOCOL_VERSION, ErrorCode, Message
 
 
 
@@ -28,6 +28,32 @@ class ProtocolError(ValueError):
 
 
 ECHO = 64  # characters of a sender's name (a type, a field) an error repeats; a 1 MB name is not echoed
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json takes NaN and Infinity; JSON (and JS) do not
+
+
+def loads(raw: str | bytes) -> Any:
+    """JSON as JSON.parse reads it (no NaN or Infinity), or ValueError."""
+    return json.loads(raw, parse_constant=_no_constant)
+
+
+def depth(value: Any) -> int:
+    """How deep `value` nests objects and lists (1 for a flat one), counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, d)
+            if d <= MAX_DEPTH:
+                stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def shown(value: Any) -> str:
+    """A sender's value as an error repeats it: its repr, cut at ECHO characters."""
+    return str(clip(repr(value)))
 
 
 def clip(name: object) -> object:
@@ -46,11 +72,13 @@ def decode(raw: str | bytes | dict[str, Any]) -> Message:
         obj: Any = raw
     else:
         try:
-            obj = json.loads(raw)
+            obj = loads(raw)
         except (ValueError, TypeError, RecursionError) as exc:
             raise ProtocolError("bad_message", f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ProtocolError("bad_message", "a frame must be a JSON object")
+    if depth(obj) > MAX_DEPTH:
+        raise ProtocolError("bad_message", f"the frame nests deeper than {MAX_DEPTH} levels")
     type_name = obj.get("type")
     cls = _p.MESSAGE_TYPES.get(type_name) if isinstance(type_name, str) else None
     if cls is None:
@@ -60,7 +88,7 @@ def decode(raw: str | bytes | dict[str, Any]) -> Message:
     if isinstance(version, bool) or version != PROTOCOL_VERSION:
         raise ProtocolError(
             "version_mismatch",
-            f"protocol version {version!r}, expected {PROTOCOL_VERSION}",
+            f"protocol version {shown(version)}, expected {PROTOCOL_VERSION}",
             "v",
         )
     if not isinstance(obj.get("id", ""), str):
@@ -98,7 +126,7 @@ def _build(cls: type, data: Any, path: str) -> Any:
         value = _convert(hints[name], data[name], where)
         lo, hi = f.metadata.get("min"), f.metadata.get("max")
         if lo is not None and value < lo or hi is not None and value > hi:
-            raise ProtocolError("bad_field", f"{where} = {value!r} is outside [{lo}, {hi}]", where)
+            raise ProtocolError("bad_field", f"{where} = {shown(value)} is outside [{lo}, {hi}]", where)
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -112,7 +140,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if origin is Literal:
         if value not in typing.get_args(tp):
             allowed = ", ".join(map(repr, typing.get_args(tp)))
-            raise ProtocolError("bad_field", f"{where} = {value!r}; expected one of {allowed}", where)
+            raise ProtocolError("bad_field", f"{where} = {shown(value)}; expected one of {allowed}", where)
         return value
     if origin in (Union, types.UnionType):
         raise TypeError("unions are not part of the protocol")  # keep the schema simple
@@ -216,6 +244,7 @@ def schema() -> dict[str, Any]:
         raise TypeError("an enum, an object and a primitive type share a name")
     return {
         "version": PROTOCOL_VERSION,
+        "max_depth": MAX_DEPTH,
         "requests": [c.__name__ for c in _p.REQUESTS],
         "events": [c.__name__ for c in _p.EVENTS],
         "enums": {name: list(typing.get_args(tp)) for tp, name in enums.items()},

@@ -217,7 +217,7 @@ class Controller:
             msg = None
         if msg is None:  # the engine will answer with the id it finds, or ""
             try:
-                obj = json.loads(raw)
+                obj = p.loads(raw)  # as the engine's JSON.parse reads it: no NaN
             except (ValueError, TypeError, RecursionError):
                 obj = None
             found = obj.get("id") if isinstance(obj, dict) else ""
@@ -228,6 +228,13 @@ class Controller:
                 self._loading(msg, msg.id)
         self._send_raw(raw)
 
+    def relay_unread(self, raw: str, msg_id: str) -> None:
+        """A script's frame nested too deep to read here (Python's JSON parser runs out of
+        stack in Pyodide before it does): the engine reads it and refuses it; its answer
+        (with `msg_id`, which the page found) goes back to the script."""
+        self._scripts[msg_id] = ""
+        self._send_raw(raw)
+
     def release(self, msg_id: str) -> None:
         """The script waits for no more events of its request `msg_id`."""
         self._scripts.pop(msg_id, None)
@@ -236,7 +243,7 @@ class Controller:
 
     def on_frame(self, raw: str) -> None:
         try:
-            obj: Any = json.loads(raw)
+            obj: Any = p.loads(raw)
         except (ValueError, TypeError, RecursionError):
             obj = raw  # decode says what is wrong with it
         msg_id = obj.get("id", "") if isinstance(obj, dict) else ""

@@ -21,7 +21,7 @@ from typing import ClassVar
 from .protocol_events import (BackendFallback, Delta, Diagnostics, EngineError, GenerateEnd, GenerateStart, Hello,
                               LoadProgress, Log, ModelInfo, ModelList, ModelLoaded, ModelUnloaded, SelfTestResult,
                               Speed, StorageReport, StoredModel, TokenCount)
-from .protocol_values import (BACKENDS, ERROR_CODES, KV_CACHE_TYPES, PROTOCOL_VERSION, ROLES, Backend, ChatMessage,
+from .protocol_values import (BACKENDS, ERROR_CODES, KV_CACHE_TYPES, MAX_DEPTH, PROTOCOL_VERSION, ROLES, Backend, ChatMessage,
                               EndReason, ErrorCode, KvCache, LoadPhase, LogLevel, Message, Role, Sampling, _range,
                               field_range)
 
@@ -186,10 +186,10 @@ OBJECTS: tuple[type, ...] = (ChatMessage, Sampling, ModelInfo, StoredModel)
 
 
 # Encoding, decoding and the schema live in codec.py; they are part of this API.
-from .codec import ProtocolError, decode, encode, schema  # noqa: E402,F401  (re-exported)
+from .codec import ProtocolError, decode, encode, loads, schema  # noqa: E402,F401  (re-exported)
 
 __all__ = [
-    "ProtocolError", "decode", "encode", "schema", "PROTOCOL_VERSION", "MESSAGE_TYPES", "REQUESTS", "EVENTS", "OBJECTS",
+    "ProtocolError", "decode", "encode", "loads", "schema", "PROTOCOL_VERSION", "MAX_DEPTH", "MESSAGE_TYPES", "REQUESTS", "EVENTS", "OBJECTS",
     "ROLES", "BACKENDS", "KV_CACHE_TYPES", "ERROR_CODES", "field_range",
     "Role", "Backend", "KvCache", "EndReason", "LoadPhase", "LogLevel", "ErrorCode", "ChatMessage", "Sampling", "Message",
     *(c.__name__ for c in REQUESTS + EVENTS), "ModelInfo", "StoredModel",

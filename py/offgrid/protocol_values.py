@@ -8,6 +8,9 @@ from dataclasses import fields as _fields
 from typing import Any, ClassVar, Literal, get_args
 
 PROTOCOL_VERSION = 1
+# How deep a frame may nest (objects and lists); the deepest real one, a ChatBatch's message,
+# is 4. Deeper frames are refused unread: parsers' stacks end somewhere (Pyodide's near 5,000).
+MAX_DEPTH = 16
 
 Role = Literal["system", "user", "assistant"]
 Backend = Literal["auto", "webgpu", "wasm-mt", "wasm-st"]

@@ -46,6 +46,7 @@ def render() -> str:
     return "\n".join([
         HEADER,
         f"export const PROTOCOL_VERSION = {s['version']};",
+        f"export const MAX_DEPTH = {s['max_depth']};",
         "",
         *_table("T", "Message type names, so call sites fail loudly on a typo.", {n: n for n in names}),
         f"export const REQUESTS = {js(s['requests'])};",

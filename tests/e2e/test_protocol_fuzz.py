@@ -242,7 +242,7 @@ RAW = [
         ("an enum", '{"type":"LoadModel","v":1,"id":"fz-d3","backend":DEEP}'), ("a string field", '{"type":"Complete","v":1,"id":"fz-d4","prompt":DEEP}'),
         ("an unknown field", '{"type":"ListModels","v":1,"id":"fz-d5","wings":DEEP}'), ("the id", '{"type":"ListModels","v":1,"id":DEEP}')]),
     (f"{DEEP} nested objects", f'{{"type":"ListModels","v":1,"id":"fz-d6","wings":"@DEEPOBJ:{DEEP}"}}', ("refuse", None, None)),
-    ("3000 nested arrays as an enum", '{"type":"LoadModel","v":1,"id":"fz-d7","backend":"@DEEP:3000"}', ("refuse", "bad_field", "backend")),
+    ("3000 nested arrays as an enum", '{"type":"LoadModel","v":1,"id":"fz-d7","backend":"@DEEP:3000"}', ("refuse", "bad_message", "")),
 ]
 
 

@@ -34,7 +34,7 @@ async function findModel(ctx, id, req) {
     return { id: url.pathname, name: url.pathname.split('/').pop(), url: url.href, quantization: '', license: '' };
   }
   const model = cat.models.find((m) => m.id === req.model_id);
-  if (!model) ctx.fail(id, 'unknown_model', `No model "${req.model_id}" in the catalog.`, `Known: ${cat.models.map((m) => m.id).join(', ')}`, 'model_id');
+  if (!model) ctx.fail(id, 'unknown_model', `No model "${req.model_id.length > 64 ? `${req.model_id.slice(0, 63)}…` : req.model_id}" in the catalog.`, `Known: ${cat.models.map((m) => m.id).join(', ')}`, 'model_id');
   return model ?? null;
 }
 

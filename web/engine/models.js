@@ -2,6 +2,9 @@
 import { T } from '../shared/protocol.js';
 import { unload } from './loading.js';
 
+/** At most this many characters of a sender's id in a message. */
+const clip = (s) => (s.length > 64 ? `${s.slice(0, 63)}…` : s);
+
 /** Post the catalog with what is stored on this device. */
 export async function listModels(ctx, id) {
   const cat = await ctx.parts.catalog;
@@ -29,7 +32,7 @@ export async function storageReport(ctx, id) {
 export async function deleteStored(ctx, id, modelId) {
   const { weights } = ctx.parts;
   if (!(await weights.storedModels()).some((m) => m.id === modelId)) {
-    return ctx.fail(id, 'unknown_model', `No model "${modelId}" is stored on this device.`, '', 'model_id');
+    return ctx.fail(id, 'unknown_model', `No model "${clip(modelId)}" is stored on this device.`, '', 'model_id');
   }
   if (ctx.state.modelId === modelId) ctx.post(T.ModelUnloaded, { model_id: await unload(ctx) }, id);
   await weights.deleteModel(modelId);

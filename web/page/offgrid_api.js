@@ -8,7 +8,7 @@
 //   const run = offgrid.request('Chat', { messages: [{ role: 'user', content: 'Hi' }] });
 //   for await (const ev of run) if (ev.type === 'Delta') console.log(ev.text);
 //   const { n_tokens } = await offgrid.call('CountTokens', { text: 'Hello' });
-import { PROTOCOL_VERSION, T, make } from '../shared/protocol.js';
+import { MAX_DEPTH, PROTOCOL_VERSION, T, make, textDepth, validate } from '../shared/protocol.js';
 
 const GENERATING = new Set([T.Chat, T.Complete, T.Continue, T.ChatBatch]);
 const FINAL = {
@@ -75,10 +75,16 @@ export function createApi(controller) {
     };
     if (!waiting.has(id)) waiting.set(id, new Set());
     waiting.get(id).add(take);
-    up.then((c) => {
-      c.relay(raw);
-      if (frame?.type === T.Stop) { finish(); wake?.(); } // Stop has no answer of its own
-    });
+    if (typeof raw === 'string' && raw.length > 2 * MAX_DEPTH && textDepth(raw) > MAX_DEPTH) {
+      // Python's JSON parser (in Pyodide) would run out of stack on it: the engine reads and refuses it.
+      up.then((c) => c.relay_unread(raw, id));
+    } else {
+      up.then((c) => {
+        c.relay(raw);
+        // A valid Stop has no answer of its own; a malformed one gets its EngineError.
+        if (frame?.type === T.Stop && validate(frame).ok) { finish(); wake?.(); }
+      });
+    }
     return {
       id,
       /** Stop waiting for events (what came already can still be iterated). */

@@ -6,6 +6,7 @@
 // bool, int, float, str, a name in ENUMS or OBJECTS, or one of those followed by [] (a list).
 
 export const PROTOCOL_VERSION = 1;
+export const MAX_DEPTH = 16;
 
 /** Message type names, so call sites fail loudly on a typo. */
 export const T = {

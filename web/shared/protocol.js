@@ -44,6 +44,41 @@ function deepFreeze(value) {
 
 /** @type {number} */
 export const PROTOCOL_VERSION = gen.PROTOCOL_VERSION;
+/** How deep a frame may nest (protocol.py MAX_DEPTH); deeper ones are refused unread. */
+export const MAX_DEPTH = gen.MAX_DEPTH;
+export const TOO_DEEP = `the frame nests deeper than ${gen.MAX_DEPTH} levels`;
+
+/**
+ * How deep JSON text nests (objects and lists), read without parsing it: a parser's stack
+ * (Pyodide's) may end before the text does. Strings are skipped, escapes included.
+ * @param {string} text
+ */
+export function textDepth(text) {
+  let depth = 0;
+  let deepest = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c === 34) { // a string: skip to its closing quote
+      for (i += 1; i < text.length && text.charCodeAt(i) !== 34; i += 1) if (text.charCodeAt(i) === 92) i += 1;
+    } else if (c === 91 || c === 123) deepest = Math.max(deepest, ++depth);
+    else if (c === 93 || c === 125) depth -= 1;
+  }
+  return deepest;
+}
+
+/** How deep a parsed value nests, counted without recursion. @param {unknown} value */
+function depthOf(value) {
+  let deepest = 0;
+  const stack = [[value, 1]];
+  while (stack.length) {
+    const [v, d] = stack.pop();
+    if (v !== null && typeof v === 'object') {
+      deepest = Math.max(deepest, d);
+      if (d <= gen.MAX_DEPTH) for (const x of Object.values(v)) stack.push([x, d + 1]);
+    }
+  }
+  return deepest;
+}
 /** Message type names (`T.Chat === 'Chat'`), so call sites fail loudly on a typo. */
 export const T = deepFreeze(gen.T);
 /** @type {readonly string[]} the requests' type names (controller -> worker) */
@@ -134,7 +169,7 @@ function checkValue(type, value, where) {
     case 'int': return Number.isInteger(value) ? null : bad(`${where} must be an integer`);
     case 'float': return typeof value === 'number' && Number.isFinite(value) ? null : bad(`${where} must be a finite number`);
     case 'str': return typeof value === 'string' ? null : bad(`${where} must be a string`);
-    case 'enum': return type.values.includes(value) ? null : bad(`${where} = ${JSON.stringify(value)}; expected one of ${type.values.map((v) => JSON.stringify(v)).join(', ')}`);
+    case 'enum': return type.values.includes(value) ? null : bad(`${where} = ${shown(value)}; expected one of ${type.values.map((v) => JSON.stringify(v)).join(', ')}`);
     case 'list': {
       if (!Array.isArray(value)) return bad(`${where} must be a list`);
       for (let i = 0; i < value.length; i++) {
@@ -186,10 +221,11 @@ function checkFields(fields, obj, where) {
  */
 export function validate(frame) {
   if (!isRecord(frame)) return fail('bad_message', 'a frame must be a JSON object');
+  if (depthOf(frame) > MAX_DEPTH) return fail('bad_message', TOO_DEEP);
   const f = /** @type {Record<string, any>} */ (frame);
   const fields = typeof f.type === 'string' && Object.hasOwn(MESSAGES, f.type) ? MESSAGES[f.type] : null;
   if (!fields) return fail('bad_message', `unknown message type ${JSON.stringify(clip(f.type))}`, 'type');
-  if (f.v !== PROTOCOL_VERSION) return fail('version_mismatch', `protocol version ${JSON.stringify(f.v)}, expected ${PROTOCOL_VERSION}`, 'v');
+  if (f.v !== PROTOCOL_VERSION) return fail('version_mismatch', `protocol version ${shown(f.v)}, expected ${PROTOCOL_VERSION}`, 'v');
   if ('id' in f && typeof f.id !== 'string') return fail('bad_field', 'id must be a string', 'id');
   const err = checkFields(fields, f, '');
   if (err) return fail('bad_field', err[0], err[1]);
@@ -222,6 +258,9 @@ function clip(name) {
   const points = [...name];
   return points.length > ECHO ? `${points.slice(0, ECHO - 1).join('')}…` : name;
 }
+
+/** A sender's value as an error repeats it: its JSON, cut at ECHO characters. @param {unknown} v */
+const shown = (v) => /** @type {string} */ (clip(JSON.stringify(v) ?? String(v)));
 
 /** @param {unknown} v @returns {string} what `v` is, in a word */
 const kindOf = (v) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
