@@ -32,7 +32,6 @@ import { selfTestAndReport } from './self_test_job.js';
 function newState() {
   return {
     /** @type {import('./fallback.js').Started | null} */ current: null, // the running engine
-    modelId: '',
     /** @type {import('./backend.js').Choice | null} */ choice: null,
     loadedKey: '', // which LoadModel the loaded model answers, to reuse a warm-up load
     /** @type {Record<string, any> | null} */ loadedInfo: null, // the ModelLoaded fields

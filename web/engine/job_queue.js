@@ -42,9 +42,6 @@ export class JobQueue {
     /** @type {Job | null} */ this.running = null;
     /** @type {Set<string>} */ this.stopEarly = new Set();
     this.onCrash = onCrash;
-    /** @type {Promise<void>} resolves when the queue is empty and nothing runs */
-    this.idle = Promise.resolve();
-    /** @type {(() => void) | null} */ this.resolveIdle = null;
   }
 
   /** The running or a waiting generation, else null. @returns {Job | null} */
@@ -70,7 +67,6 @@ export class JobQueue {
     if (this.stopEarly.delete(full.id)) full.abort.abort();
     if (front) this.waiting.unshift(full);
     else this.waiting.push(full);
-    if (!this.resolveIdle) this.idle = new Promise((resolve) => { this.resolveIdle = resolve; });
     if (!this.running) this.next();
   }
 
@@ -97,11 +93,7 @@ export class JobQueue {
   next() {
     const job = this.waiting.shift();
     this.running = job ?? null;
-    if (!job) {
-      this.resolveIdle?.();
-      this.resolveIdle = null;
-      return;
-    }
+    if (!job) return;
     Promise.resolve()
       .then(() => job.run(job.abort.signal, job))
       .catch((err) => job.released || this.onCrash(job, err))

@@ -1,7 +1,7 @@
 // Loading and unloading a model: find it, refuse what cannot run here before
 // a byte is downloaded, share its download, read it from the weight store and
 // start llama.cpp (fallback.js) on the best backend.
-import { T } from '../shared/protocol.js';
+import { T, clip } from '../shared/protocol.js';
 import { choose } from './backend.js';
 import { EngineBuildError, WASM32_MAX, detectFeatures, memoryOf, selectBuild, weightBytes } from './build_select.js';
 import { budget, fitContext } from './memory_budget.js';
@@ -34,7 +34,7 @@ async function findModel(ctx, id, req) {
     return { id: url.pathname, name: url.pathname.split('/').pop(), url: url.href, quantization: '', license: '' };
   }
   const model = cat.models.find((m) => m.id === req.model_id);
-  if (!model) ctx.fail(id, 'unknown_model', `No model "${req.model_id.length > 64 ? `${req.model_id.slice(0, 63)}…` : req.model_id}" in the catalog.`, `Known: ${cat.models.map((m) => m.id).join(', ')}`, 'model_id');
+  if (!model) ctx.fail(id, 'unknown_model', `No model "${clip(req.model_id)}" in the catalog.`, `Known: ${cat.models.map((m) => m.id).join(', ')}`, 'model_id');
   return model ?? null;
 }
 
@@ -58,27 +58,12 @@ function download(ctx, model) {
   return d;
 }
 
-/**
- * What the WebAssembly memory of the build that would load this model may grow to (its
- * builds.json max_memory, 32-bit for a compat flavour; 4 GiB when no build would), and the
- * model's weights' size in that memory.
- */
-async function engineMemory(ctx, p, req, model) {
-  try {
-    const features = detectFeatures(p);
-    const { build } = selectBuild(features, choose(p, req.backend, req.n_threads).backend, await ctx.parts.builds, req.engine, model.bytes || 0, model.quantization);
-    return { memory: memoryOf(build, features), weights: weightBytes(build, model) };
-  } catch {
-    return { memory: WASM32_MAX, weights: model.bytes };
-  }
-}
-
 /** Record a started engine as the loaded model; returns the ModelLoaded fields. */
 export function install(ctx, started, choice, loaded, t0, key, notice = '') {
   const { state } = ctx;
   const { engine: w } = started;
   const { model, req, fromCache } = loaded;
-  Object.assign(state, { current: started, modelId: model.id, choice, loadedKey: key, loaded });
+  Object.assign(state, { current: started, choice, loadedKey: key, loaded });
   const info = w.getLoadedContextInfo();
   state.loadedInfo = {
     model_id: model.id, name: model.name, architecture: info.metadata['general.architecture'] ?? '',
@@ -94,21 +79,32 @@ export function install(ctx, started, choice, loaded, t0, key, notice = '') {
 export async function unload(ctx) {
   const { state } = ctx;
   const old = state.current;
-  const modelId = state.modelId;
-  Object.assign(state, { current: null, loaded: null, modelId: '', loadedKey: '', loadedInfo: null });
+  const modelId = state.loaded?.model.id ?? '';
+  Object.assign(state, { current: null, loaded: null, loadedKey: '', loadedInfo: null });
   if (old) await old.engine.exit();
   return modelId;
 }
 
-/** Refuse (or shrink the context) before downloading anything that cannot run here. */
+/**
+ * Refuse (or shrink the context) before downloading anything that cannot run here. The build
+ * that would load the model says how large its WebAssembly memory may grow (builds.json
+ * max_memory; 32-bit for a compat flavour) and how large the weights are in it; when no build
+ * is chosen yet, 4 GiB and the file's size. A build the request names but that cannot run
+ * (or hold this model) is refused here, before anything is unloaded.
+ */
 async function planFit(ctx, req, model) {
-  if (req.engine) { // refuse an engine build that cannot run (or hold this model) before unloading anything
-    const p = await ctx.parts.probe;
-    selectBuild(detectFeatures(p), choose(p, req.backend, req.n_threads).backend, await ctx.parts.builds, req.engine, model.bytes || 0, model.quantization);
+  const p = await ctx.parts.probe;
+  let memory = WASM32_MAX;
+  let weights = model.bytes;
+  try {
+    const features = detectFeatures(p);
+    const { build } = selectBuild(features, choose(p, req.backend, req.n_threads).backend, await ctx.parts.builds, req.engine, model.bytes || 0, model.quantization);
+    memory = memoryOf(build, features);
+    weights = weightBytes(build, model);
+  } catch (err) {
+    if (req.engine) throw err;
   }
   if (!model.n_layer) return { nCtx: req.n_ctx, notice: '' };
-  const p = await ctx.parts.probe;
-  const { memory, weights } = await engineMemory(ctx, p, req, model);
   return fitContext({ ...model, bytes: weights }, req.n_ctx, budget(p.deviceMemoryGb, memory));
 }
 

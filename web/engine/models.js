@@ -1,9 +1,6 @@
 // The catalog and the stored models: ModelList, StorageReport, DeleteModel.
-import { T } from '../shared/protocol.js';
+import { T, clip } from '../shared/protocol.js';
 import { unload } from './loading.js';
-
-/** At most this many characters of a sender's id in a message. */
-const clip = (s) => (s.length > 64 ? `${s.slice(0, 63)}…` : s);
 
 /** Post the catalog with what is stored on this device. */
 export async function listModels(ctx, id) {
@@ -34,7 +31,7 @@ export async function deleteStored(ctx, id, modelId) {
   if (!(await weights.storedModels()).some((m) => m.id === modelId)) {
     return ctx.fail(id, 'unknown_model', `No model "${clip(modelId)}" is stored on this device.`, '', 'model_id');
   }
-  if (ctx.state.modelId === modelId) ctx.post(T.ModelUnloaded, { model_id: await unload(ctx) }, id);
+  if (ctx.state.loaded?.model.id === modelId) ctx.post(T.ModelUnloaded, { model_id: await unload(ctx) }, id);
   await weights.deleteModel(modelId);
   await listModels(ctx, id);
   return storageReport(ctx, id);

@@ -253,7 +253,7 @@ const expected = (type) => (type.kind === 'list' ? `a list of ${plural(type.item
 /** Characters of a sender's name (a type, a field) an error repeats: a 1 MB name is not echoed. */
 const ECHO = 64;
 /** `name` cut past ECHO code points, with an ellipsis (as codec.clip does). @param {unknown} name */
-function clip(name) {
+export function clip(name) {
   if (typeof name !== 'string') return name;
   const points = [...name];
   return points.length > ECHO ? `${points.slice(0, ECHO - 1).join('')}…` : name;
